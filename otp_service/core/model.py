@@ -1,0 +1,116 @@
+"""Domain records: tenants, their settings, verifications and the messages sent for them.
+
+Times are integer milliseconds since the Unix epoch, the unit the Redis scripts compare in;
+the API layer renders them as RFC 3339.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+
+class SenderType(enum.StrEnum):
+    """How Telnyx sends: each type has its own endpoint and required fields."""
+
+    LONG_CODE = "long_code"
+    SHORT_CODE = "short_code"
+    ALPHANUMERIC_SENDER_ID = "alphanumeric_sender_id"
+    NUMBER_POOL = "number_pool"
+
+
+class VerificationStatus(enum.StrEnum):
+    """The life of a verification: ``pending`` until one of the five ends."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    MAX_ATTEMPTS_REACHED = "max_attempts_reached"
+    FAILED = "failed"
+
+
+class Sender(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One sender in a country's fallback chain; ``from`` is absent for a number pool."""
+
+    type: SenderType
+    from_: str | None = msgspec.field(default=None, name="from")
+
+
+CountryKey = Annotated[str, Meta(pattern=r"^(default|[A-Z]{2})$")]
+Country = Annotated[str, Meta(pattern=r"^(\*|[A-Z]{2})$")]
+
+
+class TenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A tenant's policy, as API.md lists it; every field has a default."""
+
+    brand: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
+    code_length: Annotated[int, Meta(ge=4, le=10)] = 6
+    code_ttl_seconds: Annotated[int, Meta(ge=10, le=3600)] = 600
+    max_check_attempts: Annotated[int, Meta(ge=1, le=10)] = 5
+    max_sends: Annotated[int, Meta(ge=1, le=10)] = 5
+    resend_cooldown_seconds: Annotated[int, Meta(ge=0, le=600)] = 30
+    messaging_profile_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    allowed_countries: list[Country] = msgspec.field(default_factory=lambda: ["*"])
+    senders: dict[CountryKey, list[Sender]] = msgspec.field(default_factory=dict)
+    reject_landlines: bool = True
+    delivery_timeout_seconds: Annotated[int, Meta(ge=10, le=3600)] | None = None
+    events_webhook_url: Annotated[str, Meta(max_length=2048)] | None = None
+    webotp_domain: Annotated[str, Meta(max_length=253)] | None = None
+
+
+class Tenant(msgspec.Struct, frozen=True, kw_only=True):
+    """A customer of the service: its settings and when it was created."""
+
+    id: str
+    name: str
+    settings: TenantSettings
+    created_at: int
+    updated_at: int
+
+
+class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant API key as stored: its keyed hash, never the key itself."""
+
+    id: str
+    tenant_id: str
+    prefix: str
+    digest: str
+    created_at: int
+
+
+class Message(msgspec.Struct, kw_only=True):
+    """One send attempt; ``id`` is Telnyx's message id, ``None`` when Telnyx refused at once."""
+
+    id: str | None
+    sender_type: SenderType
+    from_: str | None = msgspec.field(name="from")
+    status: str
+    error_codes: list[str]
+    created_at: int
+    updated_at: int
+
+
+class Verification(msgspec.Struct, kw_only=True):
+    """A verification as read from the store (code hashes excluded: they never leave it)."""
+
+    id: str
+    tenant_id: str
+    status: VerificationStatus
+    phone_number: str
+    country: str
+    locale: str | None
+    code_length: int
+    created_at: int
+    expires_at: int
+    ended_at: int | None
+    send_count: int
+    max_sends: int
+    next_send_at: int
+    check_attempts: int
+    max_check_attempts: int
+    messages: list[Message]
+    metadata: dict[str, str]

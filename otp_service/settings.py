@@ -1,0 +1,238 @@
+"""Process settings, read once from the environment into a frozen object.
+
+Every variable is listed in ``ENVIRONMENT`` with its default and meaning; the README's table
+is written from the same list. A missing or malformed value raises ``SettingsError`` naming
+the variable, which ``__main__`` prints as one line before exiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Secret:
+    """A string that never shows itself in ``repr`` or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def reveal(self) -> str:
+        """Return the secret itself, for the one place that needs it."""
+        return self._value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the process reads from its environment."""
+
+    redis_url: str
+    admin_token: Secret
+    secret_key: Secret
+    telnyx_api_key: Secret
+    telnyx_public_key: bytes
+    telnyx_base_url: str
+    signing_key_seed: bytes | None
+    public_url: str | None
+    allow_private_webhooks: bool
+    argon2_time_cost: int
+    argon2_memory_kib: int
+    argon2_parallelism: int
+    hash_threads: int
+    telnyx_timeout_seconds: float
+    redis_timeout_seconds: float
+    max_body_bytes: int
+    log_level: str
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One environment variable: its name, default (``None``: required) and meaning."""
+
+    name: str
+    default: str | None
+    meaning: str
+
+
+ENVIRONMENT: Final = (
+    Variable(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis to keep verifications, tenants and keys in (redis:// or rediss://).",
+    ),
+    Variable("OTP_ADMIN_TOKEN", None, "Bearer token of the admin API; at least 16 characters."),
+    Variable(
+        "OTP_SECRET_KEY",
+        None,
+        "Server secret (32+ characters): keys code and API-key hashes; never stored in Redis.",
+    ),
+    Variable("TELNYX_API_KEY", None, "Telnyx API key (Bearer) used to send messages."),
+    Variable(
+        "TELNYX_PUBLIC_KEY",
+        None,
+        "Base64 Ed25519 public key (32 bytes) that signs Telnyx webhooks.",
+    ),
+    Variable(
+        "TELNYX_BASE_URL",
+        "https://api.telnyx.com/v2",
+        "Telnyx API base URL; the simulator's URL in development.",
+    ),
+    Variable(
+        "OTP_SIGNING_KEY",
+        "",
+        "Base64 32-byte Ed25519 seed signing tenant events; derived from OTP_SECRET_KEY if empty.",
+    ),
+    Variable(
+        "OTP_PUBLIC_URL",
+        "",
+        "Public base URL of this service; when set, messages ask for webhooks at <url>/webhooks/telnyx.",
+    ),
+    Variable(
+        "OTP_ALLOW_PRIVATE_WEBHOOKS",
+        "0",
+        "1 lets tenant event URLs be http or private addresses (development and tests only).",
+    ),
+    Variable("OTP_ARGON2_TIME_COST", "2", "argon2id iterations (OWASP minimum 2 at 19 MiB)."),
+    Variable("OTP_ARGON2_MEMORY_KIB", "19456", "argon2id memory in KiB (19456 = 19 MiB)."),
+    Variable("OTP_ARGON2_PARALLELISM", "1", "argon2id lanes."),
+    Variable("OTP_HASH_THREADS", "0", "Threads that run argon2; 0 means one per CPU core."),
+    Variable("OTP_TELNYX_TIMEOUT_SECONDS", "5", "Total time allowed for one Telnyx request."),
+    Variable("OTP_REDIS_TIMEOUT_SECONDS", "2", "Time allowed for one Redis command."),
+    Variable("OTP_MAX_BODY_BYTES", "16384", "Largest request body accepted."),
+    Variable("OTP_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+)
+
+
+def _raw(environ: Mapping[str, str], name: str) -> str:
+    var = next(v for v in ENVIRONMENT if v.name == name)
+    value = environ.get(name, "").strip()
+    if value:
+        return value
+    if var.default is None:
+        raise SettingsError(f"{name} is required: {var.meaning}")
+    return var.default
+
+
+def _parsed(environ: Mapping[str, str], name: str, parse: Callable[[str], T], expect: str) -> T:
+    value = _raw(environ, name)
+    try:
+        return parse(value)
+    except (ValueError, binascii.Error) as exc:
+        raise SettingsError(f"{name} is malformed: expected {expect}") from exc
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(value)
+        return number
+
+    return parse
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 60:  # noqa: PLR2004
+        raise ValueError(value)
+    return number
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ValueError(value)
+        return value.rstrip("/")
+
+    return parse
+
+
+def _optional_url(value: str) -> str | None:
+    return _url(("http", "https"))(value) if value else None
+
+
+def _key32(value: str) -> bytes:
+    key = base64.b64decode(value, validate=True)
+    if len(key) != 32:  # noqa: PLR2004
+        raise ValueError(value)
+    return key
+
+
+def _optional_key32(value: str) -> bytes | None:
+    return _key32(value) if value else None
+
+
+def _bool(value: str) -> bool:
+    if value not in {"0", "1", "true", "false"}:
+        raise ValueError(value)
+    return value in {"1", "true"}
+
+
+def _min_length(length: int) -> Callable[[str], Secret]:
+    def parse(value: str) -> Secret:
+        if len(value) < length:
+            raise ValueError(value)
+        return Secret(value)
+
+    return parse
+
+
+def _level(value: str) -> str:
+    level = value.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError(value)
+    return level
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting.
+
+    Raises:
+        SettingsError: naming the first missing or malformed variable.
+    """
+    env = os.environ if environ is None else environ
+    threads = _parsed(env, "OTP_HASH_THREADS", _int_in(0, 256), "a whole number from 0 to 256")
+    return Settings(
+        redis_url=_parsed(env, "REDIS_URL", _url(("redis", "rediss", "unix")), "a redis:// URL"),
+        admin_token=_parsed(env, "OTP_ADMIN_TOKEN", _min_length(16), "at least 16 characters"),
+        secret_key=_parsed(env, "OTP_SECRET_KEY", _min_length(32), "at least 32 characters"),
+        telnyx_api_key=_parsed(env, "TELNYX_API_KEY", Secret, "a Telnyx API key"),
+        telnyx_public_key=_parsed(env, "TELNYX_PUBLIC_KEY", _key32, "base64 of 32 bytes"),
+        telnyx_base_url=_parsed(env, "TELNYX_BASE_URL", _url(("http", "https")), "an http(s) URL"),
+        signing_key_seed=_parsed(env, "OTP_SIGNING_KEY", _optional_key32, "base64 of 32 bytes"),
+        public_url=_parsed(env, "OTP_PUBLIC_URL", _optional_url, "an http(s) URL"),
+        allow_private_webhooks=_parsed(env, "OTP_ALLOW_PRIVATE_WEBHOOKS", _bool, "0 or 1"),
+        argon2_time_cost=_parsed(env, "OTP_ARGON2_TIME_COST", _int_in(1, 20), "1 to 20"),
+        argon2_memory_kib=_parsed(
+            env, "OTP_ARGON2_MEMORY_KIB", _int_in(1024, 4_194_304), "1024 to 4194304 KiB"
+        ),
+        argon2_parallelism=_parsed(env, "OTP_ARGON2_PARALLELISM", _int_in(1, 16), "1 to 16"),
+        hash_threads=threads or (os.cpu_count() or 1),
+        telnyx_timeout_seconds=_parsed(
+            env, "OTP_TELNYX_TIMEOUT_SECONDS", _positive_float, "seconds, above 0 and at most 60"
+        ),
+        redis_timeout_seconds=_parsed(
+            env, "OTP_REDIS_TIMEOUT_SECONDS", _positive_float, "seconds, above 0 and at most 60"
+        ),
+        max_body_bytes=_parsed(
+            env, "OTP_MAX_BODY_BYTES", _int_in(1024, 1_048_576), "1024 to 1048576"
+        ),
+        log_level=_parsed(env, "OTP_LOG_LEVEL", _level, "DEBUG, INFO, WARNING or ERROR"),
+    )
