@@ -101,7 +101,7 @@ ENVIRONMENT: Final = (
     Variable(
         "OTP_PUBLIC_URL",
         "",
-        "Public base URL of this service; when set, messages ask for webhooks at <url>/webhooks/telnyx.",
+        "Public URL of this service; messages then ask for webhooks at <url>/webhooks/telnyx.",
     ),
     Variable(
         "OTP_ALLOW_PRIVATE_WEBHOOKS",
