@@ -15,6 +15,7 @@ Adapters translate library errors at their boundary (``raise StoreUnavailable(..
     ├── NotFound                          404 (verification_not_found, tenant_not_found, ...)
     ├── VerificationNotPending            409 verification_not_pending
     ├── RecipientOptedOut                 409 recipient_opted_out
+    ├── IdempotencyInFlight               409 idempotency_in_flight
     ├── RateLimited                       429 rate_limited
     ├── ProviderError                     502 provider_error (Telnyx refused every sender)
     ├── ProviderUnavailable               503 provider_unavailable (Telnyx could not be reached)
@@ -112,6 +113,12 @@ class RecipientOptedOut(OtpError):
     code = "recipient_opted_out"
 
 
+class IdempotencyInFlight(OtpError):
+    """A request with the same ``Idempotency-Key`` is still being answered."""
+
+    code = "idempotency_in_flight"
+
+
 class RateLimited(OtpError):
     """A limit was hit; ``retry_after`` seconds until it clears, ``limit`` names which one."""
 
@@ -141,7 +148,7 @@ class ProviderError(OtpError):
 
 
 class ProviderUnavailable(OtpError):
-    """Telnyx could not be reached or answered with a server error; nothing was sent."""
+    """Telnyx could not be reached, timed out or failed on its side."""
 
     code = "provider_unavailable"
 

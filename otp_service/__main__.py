@@ -1,0 +1,152 @@
+"""The ``otp-service`` command: run the API, the simulator or both, and administer tenants.
+
+``tenants`` and ``keys`` do what the admin API does, straight against Redis, with the same
+settings as ``serve`` (so an operator can bootstrap the first tenant without the API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import msgspec
+import uvicorn
+from redis.asyncio import Redis
+
+from otp_service.adapters.redis_tenants import TenantStore
+from otp_service.api.schemas import rfc3339, tenant_out
+from otp_service.app import create_app
+from otp_service.clock import SystemClock
+from otp_service.core.derive import derive_key
+from otp_service.core.model import TenantSettings
+from otp_service.errors import OtpError
+from otp_service.log import configure_logging
+from otp_service.settings import Settings, SettingsError, load_settings
+from otp_service.simulator.app import SimulatorConfig, run_simulator
+from otp_service.tenants import Tenants
+
+T = TypeVar("T")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otp-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API (configuration from the environment)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    dev = commands.add_parser(
+        "dev", help="run a private Redis, the Telnyx simulator and the API, with a ready tenant"
+    )
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--simulator-port", type=int, default=8001)
+
+    sim = commands.add_parser("simulator", help="run the Telnyx simulator alone")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8001)
+    sim.add_argument("--webhook-url", default=None, help="where webhooks go by default")
+    sim.add_argument(
+        "--signing-seed",
+        default=os.environ.get("SIMULATOR_SIGNING_SEED"),
+        help="base64 32-byte Ed25519 seed (default: SIMULATOR_SIGNING_SEED, else random)",
+    )
+
+    tenants = commands.add_parser("tenants", help="create or show tenants")
+    tenant_commands = tenants.add_subparsers(dest="action", required=True)
+    create = tenant_commands.add_parser("create", help="create a tenant")
+    create.add_argument("name")
+    create.add_argument("--settings", default="{}", help="settings as JSON (API.md)")
+    show = tenant_commands.add_parser("show", help="show a tenant")
+    show.add_argument("tenant_id")
+
+    keys = commands.add_parser("keys", help="issue, list or revoke a tenant's API keys")
+    key_commands = keys.add_subparsers(dest="action", required=True)
+    key_create = key_commands.add_parser("create", help="issue a key (shown once)")
+    key_create.add_argument("tenant_id")
+    key_list = key_commands.add_parser("list", help="list a tenant's keys")
+    key_list.add_argument("tenant_id")
+    key_revoke = key_commands.add_parser("revoke", help="revoke a key at once")
+    key_revoke.add_argument("tenant_id")
+    key_revoke.add_argument("key_id")
+    return parser
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value)).decode() + "\n")
+
+
+async def _with_tenants(settings: Settings, action: Callable[[Tenants], Awaitable[T]]) -> T:
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        tenants = Tenants(
+            store=TenantStore(redis),
+            key_pepper=derive_key(settings.secret_key.reveal(), "api-key-digest"),
+            clock=SystemClock(),
+            rng=secrets.SystemRandom(),
+        )
+        return await action(tenants)
+    finally:
+        await redis.aclose()
+
+
+async def _admin(args: argparse.Namespace, settings: Settings) -> None:
+    if args.command == "tenants" and args.action == "create":
+        tenant_settings = msgspec.json.decode(args.settings, type=TenantSettings)
+        tenant = await _with_tenants(settings, lambda t: t.create(args.name, tenant_settings))
+        _print_json(tenant_out(tenant))
+    elif args.command == "tenants":
+        _print_json(tenant_out(await _with_tenants(settings, lambda t: t.get(args.tenant_id))))
+    elif args.action == "create":
+        record, key = await _with_tenants(settings, lambda t: t.create_key(args.tenant_id))
+        _print_json({"id": record.id, "key": key, "created_at": rfc3339(record.created_at)})
+    elif args.action == "list":
+        found = await _with_tenants(settings, lambda t: t.list_keys(args.tenant_id))
+        _print_json(
+            [{"id": k.id, "prefix": k.prefix, "created_at": rfc3339(k.created_at)} for k in found]
+        )
+    else:
+        await _with_tenants(settings, lambda t: t.revoke_key(args.tenant_id, args.key_id))
+        _print_json({"revoked": args.key_id})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``otp-service`` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "dev":
+        from otp_service.dev import run_dev  # noqa: PLC0415  (dev-only: starts Redis)
+
+        run_dev(args.host, args.port, args.simulator_port)
+        return
+    if args.command == "simulator":
+        seed = base64.b64decode(args.signing_seed) if args.signing_seed else os.urandom(32)
+        configure_logging("INFO")
+        run_simulator(
+            args.host,
+            args.port,
+            SimulatorConfig(signing_seed=seed, default_webhook_url=args.webhook_url),
+        )
+        return
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        sys.exit(f"otp-service: {exc}")
+    configure_logging(settings.log_level)
+    if args.command == "serve":
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+        return
+    try:
+        asyncio.run(_admin(args, settings))
+    except (OtpError, msgspec.ValidationError) as exc:
+        sys.exit(f"otp-service: {exc}")
+
+
+if __name__ == "__main__":
+    main()

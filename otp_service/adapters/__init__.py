@@ -1,0 +1,1 @@
+"""Adapters: the one place each external system (Telnyx, Redis) is spoken to."""

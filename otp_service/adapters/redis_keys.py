@@ -1,0 +1,58 @@
+"""Every Redis key the service writes, in one place.
+
+Each key carries a hash tag (the part in braces) so that every script touches one Redis
+Cluster slot: everything that belongs to a tenant shares the tag ``{t:<tenant id>}``, which
+lets one script read a verification, its phone-number index and its idempotency record
+together. Lookups that start from something other than a tenant (an API key's hash, a
+Telnyx message id, a webhook event id) are pointers in slots of their own, written so that
+a crash between two writes leaves nothing that works half-way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def _tenant(tenant_id: str) -> str:
+    return f"otp:{{t:{tenant_id}}}"
+
+
+def tenant(tenant_id: str) -> str:
+    """The tenant record (JSON)."""
+    return f"{_tenant(tenant_id)}:tenant"
+
+
+def api_keys(tenant_id: str) -> str:
+    """Hash of the tenant's API keys: key id to the stored key (JSON, no secret)."""
+    return f"{_tenant(tenant_id)}:keys"
+
+
+def api_key_lookup(digest: str) -> str:
+    """Pointer from an API key's keyed hash to ``<tenant id> <key id>``."""
+    return f"otp:{{k:{digest}}}"
+
+
+def verification(tenant_id: str, verification_id: str) -> str:
+    """A verification (hash)."""
+    return f"{_tenant(tenant_id)}:ver:{verification_id}"
+
+
+def pending(tenant_id: str, e164: str) -> str:
+    """The id of the tenant's pending verification for a number; expires with it."""
+    return f"{_tenant(tenant_id)}:pending:{e164}"
+
+
+def idempotency(tenant_id: str, key: str) -> str:
+    """What a POST with this ``Idempotency-Key`` did; the key is hashed to bound its length."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{_tenant(tenant_id)}:idem:{digest}"
+
+
+def message(message_id: str) -> str:
+    """Pointer from a Telnyx message id to ``<tenant id> <verification id>``."""
+    return f"otp:{{m:{message_id}}}"
+
+
+def webhook_event(event_id: str) -> str:
+    """Marks a Telnyx webhook event as handled, so a duplicate is not applied twice."""
+    return f"otp:{{e:{event_id}}}"

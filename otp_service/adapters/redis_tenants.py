@@ -1,0 +1,90 @@
+"""Tenants and their API keys in Redis.
+
+A key is written to the tenant's list before its lookup pointer, and the pointer is deleted
+before the list entry on revocation: a crash in between leaves a listed key that does not
+work, never a working key that the admin cannot see or revoke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+from redis.asyncio import Redis
+
+from otp_service.adapters import redis_keys as keys
+from otp_service.adapters.redis_scripts import load_script, text, translated
+from otp_service.core.model import ApiKey, Tenant
+
+
+class TenantStore:
+    """Tenant records and API keys."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._tenant_decoder = msgspec.json.Decoder(Tenant)
+        self._key_decoder = msgspec.json.Decoder(ApiKey)
+        self._compare_and_set = load_script(redis, "compare_and_set")
+
+    async def create(self, tenant: Tenant) -> None:
+        """Store a new tenant (ids are random, so an existing one is never overwritten)."""
+        async with translated():
+            await self._redis.set(keys.tenant(tenant.id), msgspec.json.encode(tenant), nx=True)
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        """Return the tenant, or ``None`` when there is none with this id."""
+        async with translated():
+            raw = await self._redis.get(keys.tenant(tenant_id))
+        return None if raw is None else self._tenant_decoder.decode(raw)
+
+    async def update(self, tenant_id: str, change: Callable[[Tenant], Tenant]) -> Tenant | None:
+        """Apply ``change`` to the stored tenant, retrying if it changed meanwhile.
+
+        ``change`` may raise (e.g. invalid settings); nothing is written then.
+        """
+        key = keys.tenant(tenant_id)
+        while True:
+            async with translated():
+                raw = await self._redis.get(key)
+            if raw is None:
+                return None
+            updated = change(self._tenant_decoder.decode(raw))
+            async with translated():
+                replaced = await self._compare_and_set(
+                    keys=[key], args=[raw, msgspec.json.encode(updated)]
+                )
+            if replaced:
+                return updated
+
+    async def add_key(self, key: ApiKey) -> None:
+        """List the key under its tenant, then make it usable."""
+        async with translated():
+            await self._redis.hset(keys.api_keys(key.tenant_id), key.id, msgspec.json.encode(key))
+            await self._redis.set(keys.api_key_lookup(key.digest), f"{key.tenant_id} {key.id}")
+
+    async def list_keys(self, tenant_id: str) -> list[ApiKey]:
+        """Return the tenant's keys, oldest first."""
+        async with translated():
+            raw = await self._redis.hvals(keys.api_keys(tenant_id))
+        found = [self._key_decoder.decode(value) for value in raw]
+        return sorted(found, key=lambda k: (k.created_at, k.id))
+
+    async def revoke_key(self, tenant_id: str, key_id: str) -> bool:
+        """Stop the key working at once, then unlist it; ``False`` when it is not the tenant's."""
+        async with translated():
+            raw = await self._redis.hget(keys.api_keys(tenant_id), key_id)
+            if raw is None:
+                return False
+            key = self._key_decoder.decode(raw)
+            await self._redis.delete(keys.api_key_lookup(key.digest))
+            await self._redis.hdel(keys.api_keys(tenant_id), key_id)
+        return True
+
+    async def find_key(self, digest: str) -> tuple[str, str] | None:
+        """Return ``(tenant id, key id)`` for a key's keyed hash, or ``None``."""
+        async with translated():
+            raw = await self._redis.get(keys.api_key_lookup(digest))
+        if raw is None:
+            return None
+        tenant_id, key_id = text(raw).split(" ", 1)
+        return tenant_id, key_id

@@ -1,0 +1,372 @@
+"""Verifications in Redis: each read-modify-write is one Lua script on the tenant's slot.
+
+A verification is a hash. Code hashes live in its ``hashes`` field and never leave this
+module; messages are a JSON array whose ``error_codes`` are kept comma-joined because
+Redis's cjson encodes an empty array as ``{}``.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from otp_service.adapters import redis_keys as keys
+from otp_service.adapters.redis_scripts import load_script, text, translated
+from otp_service.core.model import Message, SenderType, Verification, VerificationStatus
+
+ENDED_RETENTION_MS: Final = 24 * 3600 * 1000
+"""How long an ended verification stays readable."""
+
+
+class _StoredMessage(msgspec.Struct, kw_only=True):
+    id: str | None
+    sender_type: SenderType
+    from_: str | None = msgspec.field(name="from")
+    status: str
+    error_codes: str
+    created_at: int
+    updated_at: int
+
+
+class PendingSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """What a start needs to know of the number's pending verification before hashing."""
+
+    id: str
+    live: bool
+    code_length: int
+
+
+class Created(msgspec.Struct, frozen=True):
+    """A new verification was stored."""
+
+    id: str
+
+
+class Resent(msgspec.Struct, frozen=True):
+    """The pending verification took a new code for a resend."""
+
+    id: str
+
+
+class Limited(msgspec.Struct, frozen=True):
+    """A resend limit refused the start."""
+
+    limit: Literal["max_sends", "resend_cooldown"]
+    retry_after_ms: int
+
+
+class Conflict(msgspec.Struct, frozen=True):
+    """The number's pending verification changed since it was read: read again."""
+
+
+StartResult = Created | Resent | Limited | Conflict
+
+
+class CheckBegun(msgspec.Struct, frozen=True, kw_only=True):
+    """An attempt was taken; compare the code against ``hashes``."""
+
+    attempts: int
+    max_attempts: int
+    hashes: list[str]
+
+
+class CheckRefused(msgspec.Struct, frozen=True, kw_only=True):
+    """No attempt was taken: the verification has ended, or every attempt is in use."""
+
+    status: VerificationStatus
+
+
+class CheckFinished(msgspec.Struct, frozen=True, kw_only=True):
+    """The verification after the check: its status and attempts used."""
+
+    status: VerificationStatus
+    attempts: int
+    max_attempts: int
+
+
+def _decode_messages(raw: str) -> list[Message]:
+    stored = msgspec.json.decode(raw, type=list[_StoredMessage])
+    return [
+        Message(
+            id=m.id,
+            sender_type=m.sender_type,
+            from_=m.from_,
+            status=m.status,
+            error_codes=[code for code in m.error_codes.split(",") if code],
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+        )
+        for m in stored
+    ]
+
+
+def _encode_message(message: Message) -> bytes:
+    stored = _StoredMessage(
+        id=message.id,
+        sender_type=message.sender_type,
+        from_=message.from_,
+        status=message.status,
+        error_codes=",".join(message.error_codes),
+        created_at=message.created_at,
+        updated_at=message.updated_at,
+    )
+    return msgspec.json.encode(stored)
+
+
+class VerificationStore:
+    """Verifications, their phone-number index, idempotency records and message pointers."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._start = load_script(redis, "start")
+        self._record_send = load_script(redis, "record_send")
+        self._check_begin = load_script(redis, "check_begin")
+        self._check_finish = load_script(redis, "check_finish")
+        self._cancel = load_script(redis, "cancel")
+        self._message_status = load_script(redis, "message_status")
+        self._idempotency_begin = load_script(redis, "idempotency_begin")
+
+    async def pending_snapshot(
+        self, tenant_id: str, e164: str, now_ms: int
+    ) -> PendingSnapshot | None:
+        """Read the number's pending verification, if the index names one."""
+        async with translated():
+            found = await self._redis.get(keys.pending(tenant_id, e164))
+            if found is None:
+                return None
+            current = text(found)
+            status, expires_at, code_length = await self._redis.hmget(
+                keys.verification(tenant_id, current), ["status", "expires_at", "code_length"]
+            )
+        live = status == VerificationStatus.PENDING and now_ms < int(expires_at or 0)
+        return PendingSnapshot(id=current, live=live, code_length=int(code_length or 0))
+
+    async def start(
+        self,
+        *,
+        tenant_id: str,
+        e164: str,
+        seen: PendingSnapshot | None,
+        new: Verification,
+        code_hash: str,
+        resend_cooldown_ms: int,
+    ) -> StartResult:
+        """Create ``new``, or resend the live verification ``seen`` with ``code_hash``.
+
+        ``new`` is used only when ``seen`` is absent or no longer live; its id must be the
+        one ``code_hash`` was made for.
+        """
+        resend = seen is not None and seen.live
+        seen_key = keys.verification(tenant_id, seen.id) if seen else keys.pending(tenant_id, e164)
+        fields = {
+            "tenant_id": tenant_id,
+            "phone_number": new.phone_number,
+            "country": new.country,
+            "locale": new.locale or "",
+            "code_length": new.code_length,
+            "max_sends": new.max_sends,
+            "max_check_attempts": new.max_check_attempts,
+            "metadata": msgspec.json.encode(new.metadata).decode(),
+        }
+        async with translated():
+            reply = await self._start(
+                keys=[
+                    keys.pending(tenant_id, e164),
+                    seen_key,
+                    keys.verification(tenant_id, new.id),
+                ],
+                args=[
+                    "resend" if resend else "create",
+                    seen.id if seen else "",
+                    new.created_at,
+                    code_hash,
+                    resend_cooldown_ms,
+                    new.id,
+                    msgspec.json.encode(fields),
+                    new.expires_at,
+                    ENDED_RETENTION_MS,
+                ],
+            )
+        match reply:
+            case ["created", ident]:
+                return Created(ident)
+            case ["resent", ident]:
+                return Resent(ident)
+            case ["limited", limit, retry_after]:
+                return Limited(limit, int(retry_after))
+            case _:
+                return Conflict()
+
+    async def get(self, tenant_id: str, verification_id: str) -> Verification | None:
+        """Return the stored verification, or ``None`` (never another tenant's)."""
+        async with translated():
+            reply = await self._redis.hgetall(keys.verification(tenant_id, verification_id))
+        raw = {text(name): text(value) for name, value in reply.items()}
+        if not raw or raw.get("tenant_id") != tenant_id:
+            return None
+        return Verification(
+            id=raw["id"],
+            tenant_id=tenant_id,
+            status=VerificationStatus(raw["status"]),
+            phone_number=raw["phone_number"],
+            country=raw["country"],
+            locale=raw["locale"] or None,
+            code_length=int(raw["code_length"]),
+            created_at=int(raw["created_at"]),
+            expires_at=int(raw["expires_at"]),
+            ended_at=int(raw["ended_at"]) if "ended_at" in raw else None,
+            send_count=int(raw["send_count"]),
+            max_sends=int(raw["max_sends"]),
+            next_send_at=int(raw["next_send_at"]),
+            check_attempts=int(raw["check_attempts"]),
+            max_check_attempts=int(raw["max_check_attempts"]),
+            messages=_decode_messages(raw["messages"]),
+            metadata=msgspec.json.decode(raw["metadata"], type=dict[str, str]),
+        )
+
+    async def pending_id(self, tenant_id: str, e164: str) -> str | None:
+        """Return the id of the number's pending verification, if any."""
+        async with translated():
+            found = await self._redis.get(keys.pending(tenant_id, e164))
+        return None if found is None else text(found)
+
+    async def record_send(
+        self, verification: Verification, message: Message, *, fail: bool, now_ms: int
+    ) -> None:
+        """Append a send attempt; ``fail`` ends the verification as ``failed``.
+
+        The pointer from Telnyx's message id is written first, so a delivery receipt that
+        arrives before this append still finds its verification.
+        """
+        async with translated():
+            if message.id is not None:
+                await self._redis.set(
+                    keys.message(message.id),
+                    f"{verification.tenant_id} {verification.id}",
+                    px=verification.expires_at - now_ms + ENDED_RETENTION_MS,
+                )
+            await self._record_send(
+                keys=[
+                    keys.verification(verification.tenant_id, verification.id),
+                    keys.pending(verification.tenant_id, verification.phone_number),
+                ],
+                args=[_encode_message(message), "1" if fail else "0", now_ms, ENDED_RETENTION_MS],
+            )
+
+    async def check_begin(
+        self, verification: Verification, now_ms: int
+    ) -> CheckBegun | CheckRefused | None:
+        """Take one check attempt; ``None`` when the verification is gone."""
+        async with translated():
+            reply = await self._check_begin(
+                keys=self._keys_of(verification), args=[now_ms, ENDED_RETENTION_MS]
+            )
+        match reply:
+            case ["ok", attempts, max_attempts, hashes]:
+                return CheckBegun(
+                    attempts=int(attempts),
+                    max_attempts=int(max_attempts),
+                    hashes=msgspec.json.decode(hashes, type=list[str]),
+                )
+            case ["ended", status]:
+                return CheckRefused(status=VerificationStatus(status))
+            case ["exhausted", *_]:
+                return CheckRefused(status=VerificationStatus.MAX_ATTEMPTS_REACHED)
+            case _:
+                return None
+
+    async def check_finish(
+        self, verification: Verification, *, approve: bool, now_ms: int
+    ) -> CheckFinished | None:
+        """Record the outcome of a compared code; ``None`` when the verification is gone."""
+        async with translated():
+            reply = await self._check_finish(
+                keys=self._keys_of(verification),
+                args=["approve" if approve else "reject", now_ms, ENDED_RETENTION_MS],
+            )
+        match reply:
+            case [status, attempts, max_attempts]:
+                return CheckFinished(
+                    status=VerificationStatus(status),
+                    attempts=int(attempts),
+                    max_attempts=int(max_attempts),
+                )
+            case _:
+                return None
+
+    async def cancel(self, verification: Verification, now_ms: int) -> VerificationStatus | None:
+        """Cancel if pending; return the status it ended with, ``None`` when gone."""
+        async with translated():
+            reply = await self._cancel(
+                keys=self._keys_of(verification), args=[now_ms, ENDED_RETENTION_MS]
+            )
+        match reply:
+            case ["canceled"]:
+                return VerificationStatus.CANCELED
+            case ["ended", status]:
+                return VerificationStatus(status)
+            case _:
+                return None
+
+    async def apply_receipt(
+        self, message_id: str, status: str, error_codes: tuple[str, ...], now_ms: int
+    ) -> Literal["updated", "unchanged", "unknown"]:
+        """Apply a Telnyx delivery receipt to the message it is about."""
+        async with translated():
+            pointer = await self._redis.get(keys.message(message_id))
+            if pointer is None:
+                return "unknown"
+            tenant_id, verification_id = text(pointer).split(" ", 1)
+            reply: Literal["updated", "unchanged", "unknown"] = await self._message_status(
+                keys=[keys.verification(tenant_id, verification_id)],
+                args=[message_id, status, ",".join(error_codes), now_ms],
+            )
+        return reply
+
+    async def claim_event(self, event_id: str) -> bool:
+        """Mark a webhook event as being handled; ``False`` when it was seen before."""
+        async with translated():
+            claimed = await self._redis.set(keys.webhook_event(event_id), "1", nx=True, ex=86400)
+        return bool(claimed)
+
+    async def release_event(self, event_id: str) -> None:
+        """Forget an event whose handling failed, so that Telnyx's retry is applied."""
+        async with translated():
+            await self._redis.delete(keys.webhook_event(event_id))
+
+    async def idempotency_begin(
+        self, tenant_id: str, key: str, fingerprint: str, claim_ms: int
+    ) -> tuple[Literal["claimed", "conflict", "in_flight", "done"], bytes | None]:
+        """Claim ``key`` for this request, or return what the first request answered."""
+        async with translated():
+            reply = await self._idempotency_begin(
+                keys=[keys.idempotency(tenant_id, key)], args=[fingerprint, claim_ms]
+            )
+        match reply:
+            case ["done", response]:
+                return "done", response.encode()
+            case [state]:
+                return state, None
+            case _:
+                return "in_flight", None
+
+    async def idempotency_finish(
+        self, tenant_id: str, key: str, fingerprint: str, response: bytes | None
+    ) -> None:
+        """Store the response for 24 h, or release the claim when ``response`` is ``None``."""
+        record_key = keys.idempotency(tenant_id, key)
+        async with translated():
+            if response is None:
+                await self._redis.delete(record_key)
+                return
+            record = {"fingerprint": fingerprint, "response": response.decode()}
+            await self._redis.set(record_key, msgspec.json.encode(record), ex=86400)
+
+    @staticmethod
+    def _keys_of(verification: Verification) -> list[str]:
+        return [
+            keys.verification(verification.tenant_id, verification.id),
+            keys.pending(verification.tenant_id, verification.phone_number),
+        ]

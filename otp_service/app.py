@@ -1,0 +1,91 @@
+"""The composition root: ``create_app`` builds the Litestar app and nothing else does.
+
+Building connects to nothing; Redis, the Telnyx client and the argon2 pool are opened by
+the lifespan (``runtime.open_services``). ``settings=None`` reads the environment, because
+the ``litestar`` CLI calls factories without arguments.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from otp_service import __version__
+from otp_service.api.admin import AdminController
+from otp_service.api.dependencies import provide_services
+from otp_service.api.operations import live, metrics, ready, telnyx_webhook
+from otp_service.api.verifications import (
+    OptOutController,
+    VerificationController,
+    webhook_public_key,
+)
+from otp_service.clock import Clock, SystemClock
+from otp_service.metrics import Metrics, MetricsPlugin
+from otp_service.problems import EXCEPTION_HANDLERS
+from otp_service.runtime import open_services
+from otp_service.settings import Settings, load_settings
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The OpenAPI document served at ``/schema/openapi.json`` (and kept in ``openapi/``)."""
+    return OpenAPIConfig(
+        title="otp-service",
+        version=__version__,
+        description="SMS one-time codes over Telnyx, multi-tenant. Contract: API.md.",
+        path="/schema",
+        components=Components(
+            security_schemes={
+                "ApiKey": SecurityScheme(
+                    type="http", scheme="bearer", description="A tenant API key"
+                ),
+                "AdminToken": SecurityScheme(
+                    type="http", scheme="bearer", description="OTP_ADMIN_TOKEN"
+                ),
+            }
+        ),
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+) -> Litestar:
+    """Build the service; tests pass their own settings and clock."""
+    settings = settings or load_settings()
+    clock = clock or SystemClock()
+    rng = rng or secrets.SystemRandom()
+    app_metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_services(settings, clock=clock, rng=rng, metrics=app_metrics) as services:
+            app.state.services = services
+            yield
+
+    return Litestar(
+        route_handlers=[
+            VerificationController,
+            OptOutController,
+            webhook_public_key,
+            AdminController,
+            telnyx_webhook,
+            live,
+            ready,
+            metrics,
+        ],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        plugins=[MetricsPlugin(app_metrics)],
+        openapi_config=openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+    )

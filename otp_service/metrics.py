@@ -1,0 +1,185 @@
+"""Prometheus metrics of one app: HTTP traffic by route template, plus OTP outcomes.
+
+Each ``Metrics`` owns its own ``CollectorRegistry``: the process-global registry refuses a
+second metric of the same name, and the tests build many apps in one process.
+
+HTTP requests are recorded in two places, because Litestar runs app middleware only after
+routing has matched a handler: ``MetricsPlugin`` installs an outermost middleware that times
+every matched request and labels it with the route template (Litestar's path format without
+types: ``/v1/verifications/{verification_id}``), and a ``before_send`` hook that counts what
+the router itself answered (404 for an unknown path, 405 for a wrong method) under the single
+route label ``unmatched``. Raw paths never become labels, so a scanner cannot grow the series
+without bound. Wiring::
+
+    metrics = Metrics()
+    app = Litestar(route_handlers=[...], plugins=[MetricsPlugin(metrics)])
+
+and a handler that serves ``metrics.render()`` on ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final, cast
+
+from litestar.config.app import AppConfig
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.plugins import InitPlugin
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+"""The classic text format, which every Prometheus version scrapes.
+
+prometheus-client 0.26 calls ``text/plain; version=1.0.0`` its latest, which only
+Prometheus 3 knows; for this service's plain metric names both bodies are the same.
+"""
+
+UNMATCHED_ROUTE: Final = "unmatched"
+"""Route label of every request the router answered without reaching a handler."""
+
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods kept as labels; any other token a client invents is recorded as ``OTHER``."""
+
+_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Seconds; up to 10 s because no request may take longer (API.md), argon2 sits near 50 ms."""
+
+
+def _method_label(method: str) -> str:
+    """Bound the ``method`` label: servers accept any token as a method."""
+    return method if method in _METHODS else "OTHER"
+
+
+class Metrics:
+    """The service's metrics, registered in a registry of their own.
+
+    Attributes:
+        http_requests_total: requests by ``method``, ``route`` (template) and ``status``.
+        http_request_duration_seconds: latency of matched requests by ``method`` and ``route``.
+        otp_sends_total: SMS send attempts by ``sender_type`` and ``outcome``
+            (``sent``, ``rejected``, ``unavailable``).
+        otp_checks_total: code checks by ``outcome`` (``approved``, ``wrong_code``,
+            ``not_pending``, ``max_attempts_reached``, ...).
+        otp_webhooks_total: Telnyx webhooks by ``event_type`` and ``outcome``.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests_total = Counter(
+            "http_requests_total",
+            "HTTP requests answered, by method, route template and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.http_request_duration_seconds = Histogram(
+            "http_request_duration_seconds",
+            "Time from routing to the last byte of the response, by method and route template.",
+            ("method", "route"),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.otp_sends_total = Counter(
+            "otp_sends_total",
+            "SMS send attempts to Telnyx, by sender type and outcome.",
+            ("sender_type", "outcome"),
+            registry=self.registry,
+        )
+        self.otp_checks_total = Counter(
+            "otp_checks_total",
+            "Code checks, by outcome.",
+            ("outcome",),
+            registry=self.registry,
+        )
+        self.otp_webhooks_total = Counter(
+            "otp_webhooks_total",
+            "Telnyx webhooks received, by event type and outcome.",
+            ("event_type", "outcome"),
+            registry=self.registry,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        """Return the exposition body and its full ``Content-Type``, for ``GET /metrics``.
+
+        In Litestar pass the type as a header (``headers={"content-type": ...}``), not as
+        ``media_type``: that one gets a second ``charset`` appended.
+        """
+        return generate_latest(self.registry), CONTENT_TYPE
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Record one matched request: its count and its latency."""
+        method = _method_label(method)
+        self.http_requests_total.labels(method, route, str(status)).inc()
+        self.http_request_duration_seconds.labels(method, route).observe(seconds)
+
+    def count_unmatched(self, method: str, status: int) -> None:
+        """Record one request the router answered itself (unknown path, wrong method)."""
+        self.http_requests_total.labels(_method_label(method), UNMATCHED_ROUTE, str(status)).inc()
+
+
+class MetricsMiddleware(ASGIMiddleware):
+    """Count and time each HTTP request that reached a route handler.
+
+    Runs after routing, so ``scope["path_template"]`` holds the matched template. Handler
+    errors are turned into responses inside it, so the status seen is the one sent.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Pass the request on, noting the status sent and the time until the app returned."""
+        http_scope = cast("HTTPScope", scope)  # ``scopes`` lets only HTTP requests in
+        start = time.perf_counter()
+        # Stays 500 only if the app raised before starting a response: the outer exception
+        # handler then answers 500.
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, send_noting_status)
+        finally:
+            self._metrics.observe_request(
+                http_scope["method"],
+                http_scope["path_template"],
+                status,
+                time.perf_counter() - start,
+            )
+
+
+class MetricsPlugin(InitPlugin):
+    """Install request metrics on an app: ``Litestar(..., plugins=[MetricsPlugin(metrics)])``.
+
+    The middleware goes first in the app's list, so it is the outermost one and its timing
+    covers every other middleware.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Prepend the middleware and add the hook that counts unmatched requests."""
+        app_config.middleware.insert(0, MetricsMiddleware(self._metrics))
+        app_config.before_send.append(self._count_unmatched)
+        return app_config
+
+    async def _count_unmatched(self, message: Message, scope: Scope) -> None:
+        """Count responses the router sent itself (no handler in scope) as ``unmatched``.
+
+        They are not timed: no hook runs before routing, and a router miss costs next to
+        nothing anyway.
+        """
+        if (
+            message["type"] == "http.response.start"
+            and scope["type"] == ScopeType.HTTP
+            and "route_handler" not in scope
+        ):
+            self._metrics.count_unmatched(scope["method"], message["status"])

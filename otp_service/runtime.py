@@ -1,0 +1,118 @@
+"""The composition of the running service: clients opened in the lifespan, use cases on top.
+
+Building the Litestar app connects to nothing (so the OpenAPI document can be exported
+without Redis); ``open_services`` is entered by the app's lifespan and closes everything
+it opened, in reverse order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from nacl.signing import SigningKey
+from redis.asyncio import Redis
+
+from otp_service.adapters.redis_optouts import OptOutStore
+from otp_service.adapters.redis_tenants import TenantStore
+from otp_service.adapters.redis_verifications import VerificationStore
+from otp_service.adapters.telnyx import TelnyxClient
+from otp_service.clock import Clock
+from otp_service.core.derive import derive_key
+from otp_service.core.hashing import Argon2Parameters, CodeHasher
+from otp_service.hashing_pool import HashingPool
+from otp_service.idempotency import Idempotency
+from otp_service.metrics import Metrics
+from otp_service.receipts import TelnyxWebhooks
+from otp_service.settings import Settings
+from otp_service.tenants import Tenants
+from otp_service.verifications import Verifications
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything the controllers use."""
+
+    redis: Redis
+    verifications: Verifications
+    tenants: Tenants
+    webhooks: TelnyxWebhooks
+    idempotency: Idempotency
+    metrics: Metrics
+    admin_token: bytes
+    event_signing_key: SigningKey
+
+
+def event_signing_key(settings: Settings) -> SigningKey:
+    """The Ed25519 key that signs tenant events: ``OTP_SIGNING_KEY``, else derived."""
+    seed = settings.signing_key_seed or derive_key(settings.secret_key.reveal(), "event-signing")
+    return SigningKey(seed)
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, *, clock: Clock, rng: random.Random, metrics: Metrics
+) -> AsyncIterator[Services]:
+    """Open Redis, the Telnyx HTTP client and the argon2 pool; close them on exit."""
+    secret = settings.secret_key.reveal()
+    redis = Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+    )
+    http = httpx.AsyncClient(
+        base_url=settings.telnyx_base_url,
+        timeout=httpx.Timeout(settings.telnyx_timeout_seconds, connect=2.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+    hashing = HashingPool(
+        CodeHasher(
+            derive_key(secret, "code-pepper"),
+            Argon2Parameters(
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            ),
+        ),
+        settings.hash_threads,
+    )
+    store = VerificationStore(redis)
+    webhook_url = f"{settings.public_url}/webhooks/telnyx" if settings.public_url else None
+    try:
+        yield Services(
+            redis=redis,
+            verifications=Verifications(
+                store=store,
+                optouts=OptOutStore(redis),
+                telnyx=TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
+                hashing=hashing,
+                clock=clock,
+                rng=rng,
+                metrics=metrics,
+                webhook_url=webhook_url,
+            ),
+            tenants=Tenants(
+                store=TenantStore(redis),
+                key_pepper=derive_key(secret, "api-key-digest"),
+                clock=clock,
+                rng=rng,
+            ),
+            webhooks=TelnyxWebhooks(
+                store=store,
+                public_key=settings.telnyx_public_key,
+                clock=clock,
+                metrics=metrics,
+            ),
+            idempotency=Idempotency(store),
+            metrics=metrics,
+            admin_token=settings.admin_token.reveal().encode(),
+            event_signing_key=event_signing_key(settings),
+        )
+    finally:
+        hashing.close()
+        await http.aclose()
+        await redis.aclose()

@@ -1,0 +1,442 @@
+"""A Telnyx Messaging API v2 stand-in, for development and tests, with no account anywhere.
+
+It answers the send endpoints the service uses, under ``/`` and ``/v2`` alike (so
+``TELNYX_BASE_URL`` can look like the real one), validates each request against Telnyx's own
+OpenAPI schemas, and reports on accepted messages with signed ``message.sent`` and
+``message.finalized`` webhooks, sent in the background as Telnyx does.
+
+Beside the Telnyx API, ``/_sim/...`` endpoints script what happens to sends to a number
+(``deliver``, ``fail``, ``reject``, ``timeout``, ``silent``), manage opt-outs, list what was
+sent (a developer inbox with the codes in it), and send inbound SMS (e.g. STOP) as webhooks.
+All state lives in the app instance and is gone when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import math
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+import msgspec
+import uvicorn
+from litestar import Litestar, Request, Response, delete, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.logging import LoggingConfig
+from litestar.params import FromPath, FromQuery, JSONBody
+from nacl.signing import SigningKey
+
+from otp_service.core.model import SenderType
+from otp_service.simulator.spec import TelnyxSpec, telnyx_error
+from otp_service.simulator.state import (
+    POOL_NUMBER,
+    Action,
+    Behaviour,
+    InboundRequest,
+    OptOut,
+    OptOutRequest,
+    SimMessage,
+    SimulatorState,
+    new_uuid,
+    now_rfc3339,
+)
+from otp_service.simulator.webhooks import WebhookSender
+
+HOLD_SECONDS: Final = 30.0
+"""How long a scripted ``timeout`` holds a send before giving up, unless the client leaves."""
+
+_WEBHOOK_TIMEOUT_SECONDS: Final = 2.0
+_E164: Final = re.compile(r"\+[1-9][0-9]{1,14}", re.ASCII)
+_SHORT_CODE: Final = re.compile(r"[0-9]{3,8}", re.ASCII)
+_MAX_PAGE_SIZE: Final = 250
+
+SEND_PATHS: Final[dict[str, SenderType | None]] = {
+    "/messages": None,
+    "/messages/long_code": SenderType.LONG_CODE,
+    "/messages/short_code": SenderType.SHORT_CODE,
+    "/messages/alphanumeric_sender_id": SenderType.ALPHANUMERIC_SENDER_ID,
+    "/messages/number_pool": SenderType.NUMBER_POOL,
+}
+"""Each send endpoint and the sender type it sends with (``/messages`` infers it)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulatorConfig:
+    """How one simulator instance behaves.
+
+    ``signing_seed`` is the 32-byte Ed25519 seed that signs webhooks; ``api_key``, when set,
+    is the only Bearer token the Telnyx endpoints accept; ``default_webhook_url`` stands in
+    for the messaging profile's webhook URL; ``webhook_delay_seconds`` passes before each
+    webhook; ``http`` sends the webhooks (the app opens and closes its own when ``None``).
+    """
+
+    signing_seed: bytes
+    api_key: str | None = None
+    default_webhook_url: str | None = None
+    webhook_delay_seconds: float = 0.0
+    http: httpx.AsyncClient | None = None
+
+
+def _json(content: object, status_code: int = 200) -> Response[Any]:
+    return Response(content=content, status_code=status_code, media_type="application/json")
+
+
+def _errors(status_code: int, *errors: dict[str, Any]) -> Response[Any]:
+    return _json({"errors": list(errors)}, status_code)
+
+
+def _infer_sender_type(body: dict[str, Any]) -> SenderType:
+    """Tell which kind of sender a ``POST /messages`` uses, as Telnyx does from ``from``."""
+    sender = body.get("from")
+    if sender is None:
+        return SenderType.NUMBER_POOL
+    if _E164.fullmatch(sender):
+        return SenderType.LONG_CODE
+    if _SHORT_CODE.fullmatch(sender):
+        return SenderType.SHORT_CODE
+    return SenderType.ALPHANUMERIC_SENDER_ID
+
+
+async def _wait_for_disconnect(request: Request[Any, Any, Any]) -> None:
+    """Return when the client closes the connection (its body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _scripted_refusal(
+    behaviour: Behaviour, request: Request[Any, Any, Any]
+) -> Response[Any] | None:
+    """Answer a send scripted to be refused or to time out; ``None`` for the others."""
+    if behaviour.action is Action.REJECT:
+        detail = f"Sends to {behaviour.to} are scripted to be refused."
+        code = behaviour.error_code or "40305"
+        return _errors(behaviour.http_status, telnyx_error(code, detail))
+    if behaviour.action is Action.TIMEOUT:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HOLD_SECONDS):
+                await _wait_for_disconnect(request)
+        return _errors(504, telnyx_error("10007", "The send was held until it timed out."))
+    return None
+
+
+class Simulator:
+    """The simulator's behaviour, over its state; the route handlers only delegate here."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.spec = TelnyxSpec()
+        self.state = SimulatorState()
+        self.signing_key = SigningKey(config.signing_seed)
+        self.webhooks = WebhookSender(self.signing_key)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        """Open the webhook client (unless one was given) and stop deliveries on shutdown."""
+        async with contextlib.AsyncExitStack() as stack:
+            http = self.config.http
+            if http is None:
+                http = await stack.enter_async_context(
+                    httpx.AsyncClient(timeout=_WEBHOOK_TIMEOUT_SECONDS, trust_env=False)
+                )
+            self.webhooks.http = http
+            try:
+                yield
+            finally:
+                await self.webhooks.aclose()
+
+    def authorised(self, request: Request[Any, Any, Any]) -> bool:
+        """Whether the request carries the configured API key (any request does if none)."""
+        if self.config.api_key is None:
+            return True
+        given = request.headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {self.config.api_key}".encode())
+
+    async def send(self, path: str, request: Request[Any, Any, Any]) -> Response[Any]:
+        """Answer a send: refuse it as Telnyx would, or accept it and start its webhooks."""
+        if not self.authorised(request):
+            return _errors(401, telnyx_error("10009", "The API key is missing or wrong."))
+        try:
+            body = msgspec.json.decode(await request.body())
+        except msgspec.DecodeError:
+            return _errors(400, telnyx_error("10015", "The request body is not valid JSON."))
+        if errors := self.spec.request_errors(path, body):
+            return _errors(422, *errors)
+        sender_type = SEND_PATHS[path] or _infer_sender_type(body)
+        sender = POOL_NUMBER if sender_type is SenderType.NUMBER_POOL else body["from"]
+        profile = body.get("messaging_profile_id")
+        if self.state.blocking_opt_out(to=body["to"], from_=sender, messaging_profile_id=profile):
+            detail = f"Messages from {sender} to {body['to']} are blocked by a block rule."
+            return _errors(403, telnyx_error("40300", detail, pointer="/to"))
+        behaviour = self.state.take_behaviour(body["to"], sender_type)
+        if behaviour is not None and (scripted := await _scripted_refusal(behaviour, request)):
+            return scripted
+        message = SimMessage(
+            id=new_uuid(),
+            endpoint=path,
+            sender_type=sender_type,
+            from_=sender,
+            to=body["to"],
+            text=body.get("text", ""),
+            messaging_profile_id=profile,
+            webhook_url=body.get("webhook_url"),
+            received_at=now_rfc3339(),
+        )
+        self.state.messages[message.id] = message
+        if behaviour is None or behaviour.action is not Action.SILENT:
+            self.webhooks.spawn(self._progress(message, behaviour))
+        return _json({"data": message.payload()})
+
+    async def _progress(self, message: SimMessage, behaviour: Behaviour | None) -> None:
+        """Move a message to ``sent`` and then its final status, reporting each step."""
+        failing = behaviour is not None and behaviour.action is Action.FAIL
+        final_status = behaviour.final_status if behaviour is not None and failing else "delivered"
+        if final_status != "sending_failed":
+            await asyncio.sleep(self.config.webhook_delay_seconds)
+            message.status, message.sent_at = "sent", now_rfc3339()
+            await self._report(message, "message.sent")
+        await asyncio.sleep(self.config.webhook_delay_seconds)
+        message.status, message.completed_at = final_status, now_rfc3339()
+        if behaviour is not None and failing:
+            detail = "The simulated carrier did not deliver the message."
+            message.errors = [telnyx_error(behaviour.error_code or "40008", detail)]
+        await self._report(message, "message.finalized")
+
+    async def _report(self, message: SimMessage, event_type: str) -> None:
+        url = message.webhook_url or self.config.default_webhook_url
+        if url is None:
+            return
+        event = {
+            "event_type": event_type,
+            "id": new_uuid(),
+            "occurred_at": now_rfc3339(),
+            "payload": message.payload(),
+            "record_type": "event",
+        }
+        await self.webhooks.deliver(url, event)
+
+    def get_message(self, message_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
+        """Answer ``GET /messages/{id}`` for a message this simulator accepted."""
+        if not self.authorised(request):
+            return _errors(401, telnyx_error("10009", "The API key is missing or wrong."))
+        message = self.state.messages.get(message_id)
+        if message is None:
+            detail = f"No message with id {message_id}."
+            return _errors(404, telnyx_error("10005", detail, pointer="/id"))
+        return _json({"data": message.payload()})
+
+    def list_opt_outs(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """Answer ``GET /messaging_optouts``: filtered, paginated, optionally redacted.
+
+        Its errors are single error objects, not ``{"errors": [...]}``: the spec declares
+        them so for this endpoint.
+        """
+        if not self.authorised(request):
+            return _json(telnyx_error("10009", "The API key is missing or wrong."), 401)
+        query = request.query_params
+        try:
+            number = int(query.get("page[number]", "1"))
+            size = int(query.get("page[size]", "20"))
+        except ValueError:
+            number = size = 0
+        if number < 1 or not 1 <= size <= _MAX_PAGE_SIZE:
+            error = telnyx_error("10015", "page[number] must be ≥ 1 and page[size] 1 to 250.")
+            error["source"] = {"parameter": "page"}
+            return _json(error, 400)
+        rules = [
+            rule
+            for rule in self.state.opt_outs
+            if query.get("filter[messaging_profile_id]") in {None, rule.messaging_profile_id}
+            and query.get("filter[from]") in {None, rule.from_}
+        ]
+        page = rules[(number - 1) * size : number * size]
+        redact = query.get("redaction_enabled", "false").lower() == "true"
+        meta = {
+            "page_number": number,
+            "page_size": size,
+            "total_pages": math.ceil(len(rules) / size),
+            "total_results": len(rules),
+        }
+        return _json({"data": [_opt_out_item(rule, redact=redact) for rule in page], "meta": meta})
+
+    async def inbound(self, inbound: InboundRequest) -> dict[str, Any]:
+        """Send a ``message.received`` webhook now, applying STOP/START as Telnyx does.
+
+        Unlike delivery reports it is sent before the answer, so a caller can act on the
+        outcome (``delivered``) without polling.
+        """
+        url = inbound.webhook_url or self.config.default_webhook_url
+        if url is None:
+            raise ValidationException("no webhook_url given and no default_webhook_url set")
+        self.state.apply_keyword(inbound)
+        now = now_rfc3339()
+        payload: dict[str, Any] = {
+            "record_type": "message",
+            "direction": "inbound",
+            "id": new_uuid(),
+            "type": "SMS",
+            "from": {
+                "phone_number": inbound.from_,
+                "carrier": "SIMULATED MOBILE",
+                "line_type": "Wireless",
+                "status": "received",
+            },
+            "to": [{"phone_number": inbound.to, "status": "webhook_delivered"}],
+            "cc": [],
+            "text": inbound.text,
+            "media": [],
+            "encoding": "GSM-7" if inbound.text.isascii() else "UCS-2",
+            "parts": 1,
+            "errors": [],
+            "received_at": now,
+            "webhook_url": url,
+        }
+        if inbound.messaging_profile_id is not None:
+            payload["messaging_profile_id"] = inbound.messaging_profile_id
+        event = {
+            "event_type": "message.received",
+            "id": new_uuid(),
+            "occurred_at": now,
+            "payload": payload,
+            "record_type": "event",
+        }
+        delivered = await self.webhooks.deliver(url, event)
+        return {"event_id": event["id"], "delivered": delivered, "webhook_url": url}
+
+
+def _opt_out_item(rule: OptOut, *, redact: bool) -> dict[str, Any]:
+    """Render a rule as an ``OptOutItem``, whose ``from`` is a string when present."""
+    item: dict[str, Any] = {
+        "to": rule.to[:-4] + "****" if redact else rule.to,
+        "messaging_profile_id": rule.messaging_profile_id,
+        "keyword": rule.keyword,
+        "created_at": rule.created_at,
+    }
+    if rule.from_ is not None:
+        item["from"] = rule.from_
+    return item
+
+
+def _both(path: str) -> list[str]:
+    """Serve a Telnyx path at the root and under ``/v2``, where the real API has it."""
+    return [path, f"/v2{path}"]
+
+
+def _send_handler(path: str) -> HTTPRouteHandler:
+    async def send(
+        request: Request[Any, Any, Any], sim: NamedDependency[Simulator]
+    ) -> Response[Any]:
+        return await sim.send(path, request)
+
+    name = path.strip("/").replace("/", "_")
+    return post(_both(path), name=name)(send)
+
+
+@get(_both("/messages/{message_id:str}"), sync_to_thread=False)
+def get_message(
+    message_id: FromPath[str], request: Request[Any, Any, Any], sim: NamedDependency[Simulator]
+) -> Response[Any]:
+    """Return one sent message, as Telnyx's ``GET /messages/{id}`` does."""
+    return sim.get_message(message_id, request)
+
+
+@get(_both("/messaging_optouts"), sync_to_thread=False)
+def list_opt_outs(
+    request: Request[Any, Any, Any], sim: NamedDependency[Simulator]
+) -> Response[Any]:
+    """List the block rules, as Telnyx's ``GET /messaging_optouts`` does."""
+    return sim.list_opt_outs(request)
+
+
+@post("/_sim/behaviours", status_code=201, sync_to_thread=False)
+def add_behaviour(data: JSONBody[Behaviour], sim: NamedDependency[Simulator]) -> Behaviour:
+    """Script what happens to the next sends to a number."""
+    sim.state.add_behaviour(data)
+    return data
+
+
+@delete("/_sim/behaviours", sync_to_thread=False)
+def clear_behaviours(sim: NamedDependency[Simulator]) -> None:
+    """Forget every script, so every send is delivered."""
+    sim.state.clear_behaviours()
+
+
+@post("/_sim/opt-outs", status_code=201, sync_to_thread=False)
+def add_opt_out(data: JSONBody[OptOutRequest], sim: NamedDependency[Simulator]) -> OptOut:
+    """Add a block rule, as if the recipient had sent STOP."""
+    return sim.state.add_opt_out(data)
+
+
+@delete("/_sim/opt-outs", sync_to_thread=False)
+def clear_opt_outs(sim: NamedDependency[Simulator]) -> None:
+    """Lift every block rule."""
+    sim.state.opt_outs.clear()
+
+
+@get("/_sim/messages", sync_to_thread=False)
+def list_messages(
+    sim: NamedDependency[Simulator], to: FromQuery[str | None] = None
+) -> list[dict[str, Any]]:
+    """List the accepted messages, oldest first, optionally only those to one number."""
+    return [m.inbox_entry() for m in sim.state.messages.values() if to in {None, m.to}]
+
+
+@delete("/_sim/messages", sync_to_thread=False)
+def clear_messages(sim: NamedDependency[Simulator]) -> None:
+    """Empty the inbox."""
+    sim.state.messages.clear()
+
+
+@get("/_sim/public-key", sync_to_thread=False)
+def public_key(sim: NamedDependency[Simulator]) -> dict[str, str]:
+    """Return the base64 Ed25519 key that verifies this simulator's webhooks."""
+    return {"public_key": base64.b64encode(bytes(sim.signing_key.verify_key)).decode()}
+
+
+@post("/_sim/inbound", status_code=200)
+async def send_inbound(
+    data: JSONBody[InboundRequest], sim: NamedDependency[Simulator]
+) -> dict[str, Any]:
+    """Deliver an inbound SMS (e.g. STOP) as a signed ``message.received`` webhook."""
+    return await sim.inbound(data)
+
+
+def create_simulator_app(config: SimulatorConfig) -> Litestar:
+    """Build a simulator app whose state lives and dies with it.
+
+    The app logs its own failures but leaves the root logger to whoever runs it, as it may
+    share a process with the service (``otp-service dev``).
+    """
+    sim = Simulator(config)
+    handlers: Sequence[HTTPRouteHandler] = [
+        *(_send_handler(path) for path in SEND_PATHS),
+        get_message,
+        list_opt_outs,
+        add_behaviour,
+        clear_behaviours,
+        add_opt_out,
+        clear_opt_outs,
+        list_messages,
+        clear_messages,
+        public_key,
+        send_inbound,
+    ]
+    return Litestar(
+        route_handlers=handlers,
+        dependencies={"sim": Provide(lambda: sim, use_cache=True, sync_to_thread=False)},
+        lifespan=[sim.lifespan],
+        openapi_config=None,
+        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="always"),
+    )
+
+
+def run_simulator(host: str, port: int, config: SimulatorConfig) -> None:
+    """Serve the simulator with uvicorn until interrupted."""
+    uvicorn.run(create_simulator_app(config), host=host, port=port, log_level="info")

@@ -1,0 +1,279 @@
+"""The simulator's memory: sent messages, scripted behaviours and opt-outs, per app instance."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+from msgspec import Meta
+
+from otp_service.core.model import SenderType
+
+E164 = Annotated[str, Meta(pattern=r"^\+[1-9][0-9]{1,14}$")]
+
+POOL_NUMBER: Final = "+13125550199"
+"""The number a number-pool send goes out from: the simulator's pool holds just this one."""
+
+_OPT_OUT_KEYWORDS: Final = frozenset(
+    {"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
+)
+_OPT_IN_KEYWORDS: Final = frozenset({"START", "UNSTOP"})
+
+
+class Action(enum.StrEnum):
+    """What the simulator does with a send that a behaviour matches."""
+
+    DELIVER = "deliver"
+    FAIL = "fail"
+    REJECT = "reject"
+    TIMEOUT = "timeout"
+    SILENT = "silent"
+
+
+class Behaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A script for sends to one number: ``times`` sends (``None``: all) get ``action``.
+
+    ``error_code`` is the Telnyx code of a ``reject`` (default 40305) or ``fail`` (default
+    40008); ``http_status`` is the status of a ``reject``; ``final_status`` is how a ``fail``
+    ends (``sending_failed`` also skips ``message.sent``).
+    """
+
+    to: E164
+    action: Action
+    sender_type: SenderType | None = None
+    error_code: Annotated[str, Meta(pattern=r"^[0-9]{1,8}$")] | None = None
+    http_status: Annotated[int, Meta(ge=400, le=599)] = 400
+    times: Annotated[int, Meta(ge=1)] | None = None
+    final_status: Literal["delivery_failed", "sending_failed", "expired"] = "delivery_failed"
+
+
+class OptOutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A block rule to add: sends to ``to`` from ``from`` or through the profile are refused.
+
+    With neither ``from`` nor ``messaging_profile_id``, every send to ``to`` is refused.
+    """
+
+    to: E164
+    from_: str | None = msgspec.field(default=None, name="from")
+    messaging_profile_id: str | None = None
+    keyword: str | None = "STOP"
+
+
+class InboundRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An SMS a handset sends to one of the account's numbers."""
+
+    from_: E164 = msgspec.field(name="from")
+    to: str
+    text: str
+    messaging_profile_id: str | None = None
+    webhook_url: str | None = None
+
+
+class OptOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A block rule, shaped like Telnyx's ``OptOutItem``."""
+
+    to: str
+    from_: str | None = msgspec.field(name="from")
+    messaging_profile_id: str | None
+    keyword: str | None
+    created_at: str
+
+    def blocks(self, *, to: str, from_: str | None, messaging_profile_id: str | None) -> bool:
+        """Whether this rule refuses a send; rules belong to a profile, as Telnyx's do."""
+        if self.to != to:
+            return False
+        if self.from_ is None and self.messaging_profile_id is None:
+            return True
+        same_profile = self.messaging_profile_id is not None and (
+            self.messaging_profile_id == messaging_profile_id
+        )
+        return same_profile or (self.from_ is not None and self.from_ == from_)
+
+
+@dataclass(slots=True, kw_only=True)
+class SimMessage:
+    """One accepted outbound message and its progress through the simulated network."""
+
+    id: str
+    endpoint: str
+    sender_type: SenderType
+    from_: str
+    to: str
+    text: str
+    messaging_profile_id: str | None
+    webhook_url: str | None
+    received_at: str
+    status: str = "queued"
+    sent_at: str | None = None
+    completed_at: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def payload(self) -> dict[str, Any]:
+        """Render the message as Telnyx's ``OutboundMessagePayload``.
+
+        The profile id is left out when the send named none: the simulator does not know
+        which profile a long or short code belongs to, and the spec's field is not nullable.
+        """
+        gsm = self.text.isascii()
+        per_part = 160 if gsm else 70
+        payload: dict[str, Any] = {
+            "record_type": "message",
+            "direction": "outbound",
+            "id": self.id,
+            "type": "SMS",
+            "organization_id": "b448f9cc-a842-4784-98e9-03c1a5872950",
+            "from": {"phone_number": self.from_, "carrier": "TELNYX LLC", "line_type": "VoIP"},
+            "to": [
+                {
+                    "phone_number": self.to,
+                    "status": self.status,
+                    "carrier": "SIMULATED MOBILE",
+                    "line_type": "Wireless",
+                }
+            ],
+            "cc": [],
+            "text": self.text,
+            "media": [],
+            "subject": None,
+            "encoding": "GSM-7" if gsm else "UCS-2",
+            "num_chars": len(self.text),
+            "parts": max(1, min(10, -(-len(self.text) // per_part))),
+            "tags": [],
+            "cost": None,
+            "cost_breakdown": None,
+            "tcr_campaign_id": None,
+            "tcr_campaign_billable": False,
+            "tcr_campaign_registered": None,
+            "received_at": self.received_at,
+            "sent_at": self.sent_at,
+            "completed_at": self.completed_at,
+            "valid_until": None,
+            "wait_seconds": 0.0,
+            "errors": self.errors,
+            "webhook_url": self.webhook_url,
+            "webhook_failover_url": None,
+        }
+        if self.messaging_profile_id is not None:
+            payload["messaging_profile_id"] = self.messaging_profile_id
+        return payload
+
+    def inbox_entry(self) -> dict[str, Any]:
+        """Render the message for the developer inbox, code and all."""
+        return {
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "sender_type": self.sender_type.value,
+            "from": self.from_,
+            "to": self.to,
+            "text": self.text,
+            "messaging_profile_id": self.messaging_profile_id,
+            "status": self.status,
+            "error_codes": [error["code"] for error in self.errors],
+            "received_at": self.received_at,
+            "webhook_url": self.webhook_url,
+        }
+
+
+def now_rfc3339() -> str:
+    """Return the current UTC time as Telnyx writes it (milliseconds, ``Z``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_uuid() -> str:
+    """Return a random UUID4 string, the form of Telnyx message and event ids."""
+    return str(uuid.uuid4())
+
+
+@dataclass(slots=True)
+class _Script:
+    behaviour: Behaviour
+    remaining: int | None
+
+
+@dataclass(slots=True)
+class SimulatorState:
+    """Everything the simulator remembers; one per app, lost when it stops."""
+
+    messages: dict[str, SimMessage] = field(default_factory=dict)
+    opt_outs: list[OptOut] = field(default_factory=list)
+    _scripts: list[_Script] = field(default_factory=list)
+
+    def add_behaviour(self, behaviour: Behaviour) -> None:
+        """Script the sends to a number, after any behaviours already scripted."""
+        self._scripts.append(_Script(behaviour, behaviour.times))
+
+    def clear_behaviours(self) -> None:
+        """Forget every script: every send is delivered again."""
+        self._scripts.clear()
+
+    def take_behaviour(self, to: str, sender_type: SenderType) -> Behaviour | None:
+        """Return the behaviour for this send and use up one of its ``times``.
+
+        A behaviour for this sender type wins over one for any sender type; among equals,
+        the one scripted first applies until it is used up.
+        """
+        candidates = [
+            script
+            for script in self._scripts
+            if script.behaviour.to == to
+            and script.behaviour.sender_type in {None, sender_type}
+            and (script.remaining is None or script.remaining > 0)
+        ]
+        if not candidates:
+            return None
+        script = next((s for s in candidates if s.behaviour.sender_type is not None), candidates[0])
+        if script.remaining is not None:
+            script.remaining -= 1
+        return script.behaviour
+
+    def blocking_opt_out(
+        self, *, to: str, from_: str | None, messaging_profile_id: str | None
+    ) -> OptOut | None:
+        """Return the block rule that refuses this send, if any."""
+        return next(
+            (
+                rule
+                for rule in self.opt_outs
+                if rule.blocks(to=to, from_=from_, messaging_profile_id=messaging_profile_id)
+            ),
+            None,
+        )
+
+    def add_opt_out(self, request: OptOutRequest) -> OptOut:
+        """Record a block rule, as a STOP keyword or a carrier report would."""
+        rule = OptOut(
+            to=request.to,
+            from_=request.from_,
+            messaging_profile_id=request.messaging_profile_id,
+            keyword=request.keyword,
+            created_at=now_rfc3339(),
+        )
+        self.opt_outs.append(rule)
+        return rule
+
+    def apply_keyword(self, inbound: InboundRequest) -> None:
+        """Create or lift a block rule for an inbound STOP or START, as Telnyx does."""
+        keyword = " ".join(inbound.text.split()).upper()
+        if keyword in _OPT_OUT_KEYWORDS:
+            self.add_opt_out(
+                OptOutRequest(
+                    to=inbound.from_,
+                    from_=inbound.to,
+                    messaging_profile_id=inbound.messaging_profile_id,
+                    keyword=keyword,
+                )
+            )
+        elif keyword in _OPT_IN_KEYWORDS:
+            self.opt_outs = [
+                rule
+                for rule in self.opt_outs
+                if not rule.blocks(
+                    to=inbound.from_,
+                    from_=inbound.to,
+                    messaging_profile_id=inbound.messaging_profile_id,
+                )
+            ]

@@ -1,0 +1,378 @@
+"""Use cases of the tenant API: start (and resend), check, read and cancel a verification.
+
+Resends keep every code that was sent. Each SMS of a verification carries its own random
+code and the verification keeps the argon2 hash of each (at most ``max_sends``), so a late
+SMS still works and a check costs one argon2 run per code sent until one matches. The
+alternative, re-deriving one code from the server secret, would make the secret plus a copy
+of Redis enough to read every live code; with kept hashes even both together leave a
+brute-force of argon2 per code. ``check_attempts`` belongs to the verification and no
+resend resets it.
+
+A check follows the Kratos order in two scripts: ``check_begin`` takes an attempt first
+(so concurrent wrong guesses cannot exceed the limit), the code is compared off the event
+loop, then ``check_finish`` approves only a verification that is still pending (so of many
+concurrent right codes exactly one is approved).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Final
+
+import msgspec
+
+from otp_service.adapters.redis_optouts import OptOut, OptOutStore
+from otp_service.adapters.redis_verifications import (
+    CheckRefused,
+    Conflict,
+    Created,
+    Limited,
+    PendingSnapshot,
+    VerificationStore,
+)
+from otp_service.adapters.telnyx import OutboundSms, SentMessage, TelnyxClient
+from otp_service.clock import Clock
+from otp_service.core import codes, phone, senders, sms
+from otp_service.core.ids import new_id
+from otp_service.core.model import (
+    Message,
+    Sender,
+    Tenant,
+    Verification,
+    VerificationStatus,
+)
+from otp_service.core.policy import effective_status, retry_after_seconds
+from otp_service.errors import (
+    DestinationNotAllowed,
+    InvalidCodeFormat,
+    NotFound,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    RecipientOptedOut,
+    VerificationNotPending,
+)
+from otp_service.hashing_pool import HashingPool
+from otp_service.metrics import Metrics
+
+log = logging.getLogger("otp_service.verifications")
+
+OPTED_OUT: Final = "40300"
+"""Telnyx's code for a recipient who replied STOP on the sending profile."""
+
+_START_TRIES: Final = 3
+
+
+def _opt_out_scope(tenant: Tenant) -> str:
+    """Opt-outs belong to the messaging profile (Telnyx's scope), else to the tenant alone."""
+    profile = tenant.settings.messaging_profile_id
+    return f"profile:{profile}" if profile else f"tenant:{tenant.id}"
+
+
+class StartRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What a tenant asks for when it starts a verification (already schema-checked)."""
+
+    phone_number: str
+    locale: str | None = None
+    code_length: int | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a check."""
+
+    id: str
+    status: VerificationStatus
+    valid: bool
+    check_attempts_remaining: int
+
+
+class Verifications:
+    """Start, check, read and cancel verifications for one tenant at a time."""
+
+    def __init__(
+        self,
+        *,
+        store: VerificationStore,
+        optouts: OptOutStore,
+        telnyx: TelnyxClient,
+        hashing: HashingPool,
+        clock: Clock,
+        rng: random.Random,
+        metrics: Metrics,
+        webhook_url: str | None,
+    ) -> None:
+        self._store = store
+        self._optouts = optouts
+        self._telnyx = telnyx
+        self._hashing = hashing
+        self._clock = clock
+        self._rng = rng
+        self._metrics = metrics
+        self._webhook_url = webhook_url
+
+    async def start(self, tenant: Tenant, request: StartRequest) -> tuple[Verification, bool]:
+        """Start a verification, or resend the number's pending one.
+
+        Returns the verification and whether it is new.
+
+        Raises:
+            InvalidPhoneNumber, UnsupportedNumberType, DestinationNotAllowed: before anything
+                is stored or sent.
+            RateLimited: a resend within the cooldown or beyond ``max_sends``.
+            RecipientOptedOut, ProviderError, ProviderUnavailable: Telnyx did not send.
+        """
+        settings = tenant.settings
+        number = phone.parse_e164(request.phone_number)
+        if not senders.country_allowed(settings, number.country):
+            raise DestinationNotAllowed(f"sending to {number.country} is not allowed")
+        phone.check_number_type(number, reject_landlines=settings.reject_landlines)
+        chain = senders.chain_for(settings, number.country)
+        if not chain:
+            raise DestinationNotAllowed(f"no sender is configured for {number.country}")
+        if await self._optouts.get(_opt_out_scope(tenant), number.e164) is not None:
+            raise RecipientOptedOut("the recipient has opted out of messages from this sender")
+
+        now = self._clock.now_ms()
+        for _ in range(_START_TRIES):
+            seen = await self._store.pending_snapshot(tenant.id, number.e164, now)
+            draft = self._draft(tenant, request, number, now, seen)
+            code = codes.generate_code(self._rng, draft.code_length)
+            code_hash = await self._hashing.hash(draft.id, code)
+            result = await self._store.start(
+                tenant_id=tenant.id,
+                e164=number.e164,
+                seen=seen,
+                new=draft,
+                code_hash=code_hash,
+                resend_cooldown_ms=settings.resend_cooldown_seconds * 1000,
+            )
+            if isinstance(result, Limited):
+                raise RateLimited(
+                    "a code was sent to this number too recently"
+                    if result.limit == "resend_cooldown"
+                    else "no more codes can be sent for this verification",
+                    retry_after=retry_after_seconds(result.retry_after_ms),
+                    limit=result.limit,
+                )
+            if not isinstance(result, Conflict):
+                break
+        else:
+            raise RateLimited(
+                "too many concurrent starts for this number", retry_after=1, limit="phone_number"
+            )
+
+        verification = await self._store.get(tenant.id, result.id)
+        if verification is None:  # the verification vanished between two steps: flushed store
+            raise NotFound("the verification disappeared", "verification_not_found")
+        created = isinstance(result, Created)
+        message = await self._send(tenant, verification, chain[0], code, created=created)
+        verification.messages.append(message)
+        if message.id is None and created:
+            verification.status = VerificationStatus.FAILED
+        return verification, created
+
+    def _draft(
+        self,
+        tenant: Tenant,
+        request: StartRequest,
+        number: phone.PhoneNumber,
+        now: int,
+        seen: PendingSnapshot | None,
+    ) -> Verification:
+        settings = tenant.settings
+        if seen is not None and seen.live:
+            ident, length = seen.id, seen.code_length
+        else:
+            ident, length = new_id("ver", self._rng), request.code_length or settings.code_length
+        return Verification(
+            id=ident,
+            tenant_id=tenant.id,
+            status=VerificationStatus.PENDING,
+            phone_number=number.e164,
+            country=number.country,
+            locale=request.locale,
+            code_length=length,
+            created_at=now,
+            expires_at=now + settings.code_ttl_seconds * 1000,
+            ended_at=None,
+            send_count=1,
+            max_sends=settings.max_sends,
+            next_send_at=now + settings.resend_cooldown_seconds * 1000,
+            check_attempts=0,
+            max_check_attempts=settings.max_check_attempts,
+            messages=[],
+            metadata=request.metadata,
+        )
+
+    async def _send(
+        self,
+        tenant: Tenant,
+        verification: Verification,
+        sender: Sender,
+        code: str,
+        *,
+        created: bool,
+    ) -> Message:
+        """Send one SMS and record the attempt; a new verification that Telnyx refused fails.
+
+        A refused resend leaves the verification pending: the codes already sent still work.
+        """
+        settings = tenant.settings
+        text = sms.render_text(
+            code,
+            brand=settings.brand or tenant.name,
+            locale=verification.locale,
+            domain=settings.webotp_domain,
+        )
+        outbound = OutboundSms(
+            sender=sender,
+            to=verification.phone_number,
+            text=text,
+            messaging_profile_id=settings.messaging_profile_id,
+            webhook_url=self._webhook_url,
+        )
+        masked = phone.mask(verification.phone_number)
+        failure: ProviderError | ProviderUnavailable | None = None
+        sent: SentMessage | None = None
+        try:
+            sent = await self._telnyx.send(outbound)
+        except (ProviderError, ProviderUnavailable) as exc:
+            failure = exc
+        now = self._clock.now_ms()
+        message = Message(
+            id=sent.id if sent else None,
+            sender_type=sender.type,
+            from_=sender.from_,
+            status=sent.status if sent else "sending_failed",
+            error_codes=list(failure.error_codes) if isinstance(failure, ProviderError) else [],
+            created_at=now,
+            updated_at=now,
+        )
+        await self._store.record_send(
+            verification, message, fail=failure is not None and created, now_ms=now
+        )
+        outcome = "sent" if failure is None else failure.code
+        self._metrics.otp_sends_total.labels(sender_type=sender.type.value, outcome=outcome).inc()
+        log.info(
+            "send verification=%s to=%s sender=%s outcome=%s",
+            verification.id,
+            masked,
+            sender.type.value,
+            outcome,
+        )
+        if isinstance(failure, ProviderError):
+            if OPTED_OUT in failure.error_codes:
+                await self._optouts.record(
+                    _opt_out_scope(tenant),
+                    verification.phone_number,
+                    OptOut(since=now, source="carrier"),
+                )
+                raise RecipientOptedOut(
+                    "the recipient has opted out of messages from this sender"
+                ) from failure
+            raise ProviderError(
+                "Telnyx refused to send the code",
+                error_codes=failure.error_codes,
+                verification_id=verification.id,
+            ) from failure
+        if failure is not None:
+            raise failure
+        return message
+
+    async def opt_out(self, tenant: Tenant, phone_number: str) -> tuple[str, OptOut | None]:
+        """Return the number (E.164) and its opt-out from the tenant's messaging profile.
+
+        Raises:
+            InvalidPhoneNumber: a malformed number.
+        """
+        number = phone.parse_e164(phone_number)
+        return number.e164, await self._optouts.get(_opt_out_scope(tenant), number.e164)
+
+    async def get(self, tenant: Tenant, verification_id: str) -> Verification:
+        """Return one of the tenant's verifications.
+
+        Raises:
+            NotFound: none with this id, or another tenant's.
+        """
+        verification = await self._store.get(tenant.id, verification_id)
+        if verification is None:
+            raise NotFound("no such verification", "verification_not_found")
+        status = effective_status(verification, self._clock.now_ms())
+        if status is not verification.status:
+            verification.status = status
+            verification.ended_at = verification.expires_at
+        return verification
+
+    async def check(self, tenant: Tenant, verification_id: str, code: str) -> CheckResult:
+        """Check a submitted code against the verification.
+
+        Raises:
+            NotFound: no such verification.
+            VerificationNotPending: it has ended (including by a concurrent right code).
+            InvalidCodeFormat: not exactly the verification's number of digits; no attempt
+                is used.
+        """
+        verification = await self.get(tenant, verification_id)
+        if verification.status is not VerificationStatus.PENDING:
+            raise self._not_pending(verification.status)
+        if not codes.is_well_formed(code, verification.code_length):
+            raise InvalidCodeFormat(f"code must be exactly {verification.code_length} digits (0-9)")
+        begun = await self._store.check_begin(verification, self._clock.now_ms())
+        if begun is None:
+            raise NotFound("no such verification", "verification_not_found")
+        if isinstance(begun, CheckRefused):
+            self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
+            raise self._not_pending(begun.status)
+        valid = await self._hashing.matches_any(verification.id, code, begun.hashes)
+        finished = await self._store.check_finish(
+            verification, approve=valid, now_ms=self._clock.now_ms()
+        )
+        if finished is None:
+            raise NotFound("no such verification", "verification_not_found")
+        if valid and finished.status is not VerificationStatus.APPROVED:
+            self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
+            raise self._not_pending(finished.status)
+        outcome = "approved" if valid else "wrong_code"
+        if finished.status is VerificationStatus.MAX_ATTEMPTS_REACHED:
+            outcome = "max_attempts_reached"
+        self._metrics.otp_checks_total.labels(outcome=outcome).inc()
+        return CheckResult(
+            id=verification.id,
+            status=finished.status,
+            valid=valid,
+            check_attempts_remaining=max(finished.max_attempts - finished.attempts, 0),
+        )
+
+    async def check_by_phone(self, tenant: Tenant, phone_number: str, code: str) -> CheckResult:
+        """Check a code against the tenant's pending verification for a number.
+
+        Raises:
+            InvalidPhoneNumber: a malformed number.
+            NotFound: no verification is pending for the number.
+        """
+        number = phone.parse_e164(phone_number)
+        verification_id = await self._store.pending_id(tenant.id, number.e164)
+        if verification_id is None:
+            raise NotFound("no verification is pending for this number", "verification_not_found")
+        return await self.check(tenant, verification_id, code)
+
+    async def cancel(self, tenant: Tenant, verification_id: str) -> Verification:
+        """Cancel a pending verification.
+
+        Raises:
+            NotFound: no such verification.
+            VerificationNotPending: it has already ended.
+        """
+        verification = await self.get(tenant, verification_id)
+        status = await self._store.cancel(verification, self._clock.now_ms())
+        if status is None:
+            raise NotFound("no such verification", "verification_not_found")
+        if status is not VerificationStatus.CANCELED:
+            raise self._not_pending(status)
+        return await self.get(tenant, verification_id)
+
+    @staticmethod
+    def _not_pending(status: VerificationStatus) -> VerificationNotPending:
+        return VerificationNotPending(f"the verification is {status.value}", status.value)
