@@ -17,22 +17,44 @@ import uvicorn
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
+
+class Factory:
+    """Marks a callable that builds the app once its base URL is known."""
+
+    def __init__(self, build: Callable[[str], ASGIApp]) -> None:
+        self._build = build
+
+    def __call__(self, base_url: str) -> ASGIApp:
+        """Build the app for ``base_url``."""
+        return self._build(base_url)
+
 _STARTUP_TIMEOUT_SECONDS = 10.0
 _SHUTDOWN_TIMEOUT_SECONDS = 10.0
 
 
 @contextmanager
-def serve(app: ASGIApp, *, graceful_shutdown_seconds: int = 2) -> Iterator[str]:
+def serve(app: ASGIApp | Factory, *, graceful_shutdown_seconds: int = 2) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 and yield its base URL (``http://127.0.0.1:<port>``).
+
+    ``app`` may also be a ``Factory`` taking the base URL, for an app that must know its
+    own address (the service asks Telnyx to post webhooks back to it).
 
     The socket is bound before the server starts, so the port cannot be taken in between;
     the URL is yielded only once the app's lifespan has started and it accepts connections.
     On exit the server stops, cancelling requests still running after
     ``graceful_shutdown_seconds``, and its lifespan shutdown runs.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # The protocol must be named: asyncio sets TCP_NODELAY on accepted connections only for
+    # sockets whose proto is IPPROTO_TCP, and without it every response waits ~40 ms.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        app = app(base_url) if isinstance(app, Factory) else app
+    except BaseException:
+        sock.close()
+        raise
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -50,7 +72,7 @@ def serve(app: ASGIApp, *, graceful_shutdown_seconds: int = 2) -> Iterator[str]:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not start serving on port {port}")
             time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+        yield base_url
     finally:
         server.should_exit = True
         thread.join(_SHUTDOWN_TIMEOUT_SECONDS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from otp_service.api.dependencies import admin_guard
@@ -33,12 +35,16 @@ class AdminController(Controller):
         summary="Create a tenant",
         responses=problem_responses(400, 401, 413, 422),
     )
-    async def create_tenant(self, data: CreateTenantBody, services: Services) -> TenantOut:
+    async def create_tenant(
+        self, data: JSONBody[CreateTenantBody], services: NamedDependency[Services]
+    ) -> TenantOut:
         """Create a tenant with its settings (defaults for what is left out)."""
         return tenant_out(await services.tenants.create(data.name, data.settings))
 
     @get("/{tenant_id:str}", summary="Read a tenant", responses=problem_responses(401, 404))
-    async def read_tenant(self, tenant_id: str, services: Services) -> TenantOut:
+    async def read_tenant(
+        self, tenant_id: FromPath[str], services: NamedDependency[Services]
+    ) -> TenantOut:
         """Return a tenant and its settings."""
         return tenant_out(await services.tenants.get(tenant_id))
 
@@ -48,7 +54,10 @@ class AdminController(Controller):
         responses=problem_responses(400, 401, 404, 413, 422),
     )
     async def patch_tenant(
-        self, tenant_id: str, data: PatchTenantBody, services: Services
+        self,
+        tenant_id: FromPath[str],
+        data: JSONBody[PatchTenantBody],
+        services: NamedDependency[Services],
     ) -> TenantOut:
         """Change the given settings fields; the others keep their values."""
         tenant = await services.tenants.update(tenant_id, name=data.name, changes=data.settings)
@@ -60,7 +69,9 @@ class AdminController(Controller):
         summary="Issue an API key",
         responses=problem_responses(401, 404),
     )
-    async def create_key(self, tenant_id: str, services: Services) -> ApiKeyCreatedOut:
+    async def create_key(
+        self, tenant_id: FromPath[str], services: NamedDependency[Services]
+    ) -> ApiKeyCreatedOut:
         """Issue a key; ``key`` is shown in this response only."""
         record, key = await services.tenants.create_key(tenant_id)
         return ApiKeyCreatedOut(
@@ -72,7 +83,9 @@ class AdminController(Controller):
         summary="List API keys",
         responses=problem_responses(401, 404),
     )
-    async def list_keys(self, tenant_id: str, services: Services) -> list[ApiKeyOut]:
+    async def list_keys(
+        self, tenant_id: FromPath[str], services: NamedDependency[Services]
+    ) -> list[ApiKeyOut]:
         """List the tenant's keys without secrets."""
         return [
             ApiKeyOut(id=k.id, prefix=k.prefix, created_at=rfc3339(k.created_at))
@@ -85,6 +98,8 @@ class AdminController(Controller):
         summary="Revoke an API key",
         responses=problem_responses(401, 404),
     )
-    async def revoke_key(self, tenant_id: str, key_id: str, services: Services) -> None:
+    async def revoke_key(
+        self, tenant_id: FromPath[str], key_id: FromPath[str], services: NamedDependency[Services]
+    ) -> None:
         """Revoke a key; it stops working at once."""
         await services.tenants.revoke_key(tenant_id, key_id)

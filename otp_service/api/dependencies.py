@@ -10,6 +10,7 @@ import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 
 from otp_service.core.model import Tenant
@@ -30,7 +31,9 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return token.strip()
 
 
-async def provide_tenant(request: Request[Any, Any, Any], services: Services) -> Tenant:
+async def provide_tenant(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> Tenant:
     """Authenticate the tenant API key of the request.
 
     Raises:

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from litestar import MediaType, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK
 from redis import exceptions as redis_errors
 
@@ -27,7 +28,7 @@ async def live() -> str:
     media_type=MediaType.TEXT,
     responses=problem_responses(503),
 )
-async def ready(services: Services) -> str:
+async def ready(services: NamedDependency[Services]) -> str:
     """200 when Redis answers within a second, else 503 ``service_unavailable``."""
     try:
         async with asyncio.timeout(1.0):
@@ -38,7 +39,7 @@ async def ready(services: Services) -> str:
 
 
 @get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
-async def metrics(services: Services) -> Response[bytes]:
+async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
     """Prometheus text exposition of this process's counters and histograms."""
     body, content_type = services.metrics.render()
     return Response(body, headers={"content-type": content_type})
@@ -52,7 +53,9 @@ async def metrics(services: Services) -> Response[bytes]:
     media_type=MediaType.TEXT,
     responses=problem_responses(401, 413),
 )
-async def telnyx_webhook(request: Request[Any, Any, Any], services: Services) -> str:
+async def telnyx_webhook(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> str:
     """Take a signed Telnyx event; 200 for every correctly signed one, duplicates included."""
     body = await request.body()
     await services.webhooks.handle(

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from otp_service.api.dependencies import fingerprint, provide_tenant
@@ -65,13 +65,13 @@ class VerificationController(Controller):
     )
     async def start(
         self,
-        data: StartVerificationBody,
-        tenant: Tenant,
-        services: Services,
+        data: JSONBody[StartVerificationBody],
+        tenant: NamedDependency[Tenant],
+        services: NamedDependency[Services],
         idempotency_key: Annotated[
             str | None,
-            Parameter(
-                header="Idempotency-Key",
+            HeaderParameter(
+                name="Idempotency-Key",
                 required=False,
                 description="Repeat-safe key: a repeat with the same body replays the answer",
             ),
@@ -124,7 +124,11 @@ class VerificationController(Controller):
         responses=problem_responses(400, 401, 404, 409, 413, 422),
     )
     async def check(
-        self, verification_id: str, data: CheckBody, tenant: Tenant, services: Services
+        self,
+        verification_id: FromPath[str],
+        data: JSONBody[CheckBody],
+        tenant: NamedDependency[Tenant],
+        services: NamedDependency[Services],
     ) -> CheckOut:
         """Check what the user typed; a wrong code answers 200 with ``valid: false``."""
         return _check_out(await services.verifications.check(tenant, verification_id, data.code))
@@ -136,7 +140,10 @@ class VerificationController(Controller):
         responses=problem_responses(400, 401, 404, 409, 413, 422),
     )
     async def check_by_phone(
-        self, data: CheckByPhoneBody, tenant: Tenant, services: Services
+        self,
+        data: JSONBody[CheckByPhoneBody],
+        tenant: NamedDependency[Tenant],
+        services: NamedDependency[Services],
     ) -> CheckOut:
         """Check a code for the tenant's pending verification of ``phone_number``."""
         result = await services.verifications.check_by_phone(tenant, data.phone_number, data.code)
@@ -148,7 +155,10 @@ class VerificationController(Controller):
         responses=problem_responses(401, 404),
     )
     async def read(
-        self, verification_id: str, tenant: Tenant, services: Services
+        self,
+        verification_id: FromPath[str],
+        tenant: NamedDependency[Tenant],
+        services: NamedDependency[Services],
     ) -> VerificationOut:
         """Return the verification, readable for 24 h after it ended."""
         return verification_out(await services.verifications.get(tenant, verification_id))
@@ -160,7 +170,10 @@ class VerificationController(Controller):
         responses=problem_responses(401, 404, 409),
     )
     async def cancel(
-        self, verification_id: str, tenant: Tenant, services: Services
+        self,
+        verification_id: FromPath[str],
+        tenant: NamedDependency[Tenant],
+        services: NamedDependency[Services],
     ) -> VerificationOut:
         """Cancel; later checks answer 409."""
         return verification_out(await services.verifications.cancel(tenant, verification_id))
@@ -179,7 +192,12 @@ class OptOutController(Controller):
         summary="Opt-out status of a number",
         responses=problem_responses(401, 422),
     )
-    async def read(self, phone_number: str, tenant: Tenant, services: Services) -> OptOutOut:
+    async def read(
+        self,
+        phone_number: FromPath[str],
+        tenant: NamedDependency[Tenant],
+        services: NamedDependency[Services],
+    ) -> OptOutOut:
         """Tell whether the number opted out (STOP, carrier 40300 or an import)."""
         e164, opt_out = await services.verifications.opt_out(tenant, phone_number)
         return OptOutOut(
@@ -198,7 +216,10 @@ class OptOutController(Controller):
     dependencies={"tenant": Provide(provide_tenant)},
     responses=problem_responses(401),
 )
-async def webhook_public_key(tenant: Tenant, services: Services) -> PublicKeyOut:  # noqa: ARG001
+async def webhook_public_key(
+    tenant: NamedDependency[Tenant],  # noqa: ARG001  (resolving it authenticates the caller)
+    services: NamedDependency[Services],
+) -> PublicKeyOut:
     """The base64 Ed25519 public key over which tenant events are signed."""
     key = bytes(services.event_signing_key.verify_key)
     return PublicKeyOut(public_key=base64.b64encode(key).decode())

@@ -411,8 +411,9 @@ async def send_inbound(
 def create_simulator_app(config: SimulatorConfig) -> Litestar:
     """Build a simulator app whose state lives and dies with it.
 
-    The app logs its own failures but leaves the root logger to whoever runs it, as it may
-    share a process with the service (``otp-service dev``).
+    The app logs its own failures (not the client errors it raises: bad scripts, unknown
+    paths) but leaves the root logger to whoever runs it, as it may share a process with the
+    service (``otp-service dev``).
     """
     sim = Simulator(config)
     handlers: Sequence[HTTPRouteHandler] = [
@@ -433,7 +434,11 @@ def create_simulator_app(config: SimulatorConfig) -> Litestar:
         dependencies={"sim": Provide(lambda: sim, use_cache=True, sync_to_thread=False)},
         lifespan=[sim.lifespan],
         openapi_config=None,
-        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="always"),
+        logging_config=LoggingConfig(
+            configure_root_logger=False,
+            log_exceptions="always",
+            disable_stack_trace={400, 404, 405},
+        ),
     )
 
 
