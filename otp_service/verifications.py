@@ -366,10 +366,11 @@ class Verifications:
             VerificationNotPending: it has already ended.
         """
         verification = await self.get(tenant, verification_id)
-        status = await self._store.cancel(verification, self._clock.now_ms())
-        if status is None:
+        outcome = await self._store.cancel(verification, self._clock.now_ms())
+        if outcome is None:
             raise NotFound("no such verification", "verification_not_found")
-        if status is not VerificationStatus.CANCELED:
+        canceled, status = outcome
+        if not canceled:
             raise self._not_pending(status)
         return await self.get(tenant, verification_id)
 

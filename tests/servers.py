@@ -28,6 +28,7 @@ class Factory:
         """Build the app for ``base_url``."""
         return self._build(base_url)
 
+
 _STARTUP_TIMEOUT_SECONDS = 10.0
 _SHUTDOWN_TIMEOUT_SECONDS = 10.0
 

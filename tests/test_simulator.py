@@ -122,19 +122,19 @@ def public_key(simulator_url: str) -> bytes:
     return base64.b64decode(answer["public_key"])
 
 
-@pytest.fixture(autouse=True)
-def clean(simulator_url: str, receiver: Receiver) -> None:
-    for path in ("/_sim/behaviours", "/_sim/opt-outs", "/_sim/messages"):
-        httpx.delete(f"{simulator_url}{path}").raise_for_status()
-    receiver.failures_left = 0
-    receiver.hooks.clear()
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def api(simulator_url: str) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with httpx.AsyncClient(base_url=simulator_url, headers=headers) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+async def clean(api: httpx.AsyncClient, receiver: Receiver) -> None:
+    for path in ("/_sim/behaviours", "/_sim/opt-outs", "/_sim/messages"):
+        (await api.delete(path)).raise_for_status()
+    receiver.failures_left = 0
+    receiver.hooks.clear()
 
 
 async def script(api: httpx.AsyncClient, **behaviour: object) -> None:
@@ -618,15 +618,15 @@ async def test_telnyx_client_maps_simulated_refusals_and_outages(
     )
     await script(api, action="reject", error_code="40305", times=1)
     await script(api, action="reject", error_code="10011", http_status=429, times=1)
-    await script(api, action="reject", error_code="10007", http_status=500, times=1)
-    await script(api, action="timeout", times=1)
     async with httpx.AsyncClient(base_url=f"{simulator_url}/v2", timeout=0.5) as http:
         client = TelnyxClient(http, api_key=API_KEY)
         with pytest.raises(ProviderError) as refused:
             await client.send(sms)
         rate_limited_then_sent = await client.send(sms)
+        await script(api, action="reject", error_code="10007", http_status=500, times=1)
         with pytest.raises(ProviderUnavailable):
             await client.send(sms)
+        await script(api, action="timeout", times=1)
         with pytest.raises(ProviderUnavailable):
             await client.send(sms)
 

@@ -296,17 +296,22 @@ class VerificationStore:
             case _:
                 return None
 
-    async def cancel(self, verification: Verification, now_ms: int) -> VerificationStatus | None:
-        """Cancel if pending; return the status it ended with, ``None`` when gone."""
+    async def cancel(
+        self, verification: Verification, now_ms: int
+    ) -> tuple[bool, VerificationStatus] | None:
+        """Cancel if pending; return whether this call canceled it and the status it has.
+
+        ``None`` when the verification is gone.
+        """
         async with translated():
             reply = await self._cancel(
                 keys=self._keys_of(verification), args=[now_ms, ENDED_RETENTION_MS]
             )
         match reply:
             case ["canceled"]:
-                return VerificationStatus.CANCELED
+                return True, VerificationStatus.CANCELED
             case ["ended", status]:
-                return VerificationStatus(status)
+                return False, VerificationStatus(status)
             case _:
                 return None
 

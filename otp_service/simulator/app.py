@@ -18,7 +18,6 @@ import base64
 import contextlib
 import hmac
 import math
-import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,7 +34,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from nacl.signing import SigningKey
 
 from otp_service.core.model import SenderType
-from otp_service.simulator.spec import TelnyxSpec, telnyx_error
+from otp_service.simulator.spec import TelnyxSpec, sender_type_of, telnyx_error
 from otp_service.simulator.state import (
     POOL_NUMBER,
     Action,
@@ -54,8 +53,6 @@ HOLD_SECONDS: Final = 30.0
 """How long a scripted ``timeout`` holds a send before giving up, unless the client leaves."""
 
 _WEBHOOK_TIMEOUT_SECONDS: Final = 2.0
-_E164: Final = re.compile(r"\+[1-9][0-9]{1,14}", re.ASCII)
-_SHORT_CODE: Final = re.compile(r"[0-9]{3,8}", re.ASCII)
 _MAX_PAGE_SIZE: Final = 250
 
 SEND_PATHS: Final[dict[str, SenderType | None]] = {
@@ -91,18 +88,6 @@ def _json(content: object, status_code: int = 200) -> Response[Any]:
 
 def _errors(status_code: int, *errors: dict[str, Any]) -> Response[Any]:
     return _json({"errors": list(errors)}, status_code)
-
-
-def _infer_sender_type(body: dict[str, Any]) -> SenderType:
-    """Tell which kind of sender a ``POST /messages`` uses, as Telnyx does from ``from``."""
-    sender = body.get("from")
-    if sender is None:
-        return SenderType.NUMBER_POOL
-    if _E164.fullmatch(sender):
-        return SenderType.LONG_CODE
-    if _SHORT_CODE.fullmatch(sender):
-        return SenderType.SHORT_CODE
-    return SenderType.ALPHANUMERIC_SENDER_ID
 
 
 async def _wait_for_disconnect(request: Request[Any, Any, Any]) -> None:
@@ -169,15 +154,17 @@ class Simulator:
             return _errors(400, telnyx_error("10015", "The request body is not valid JSON."))
         if errors := self.spec.request_errors(path, body):
             return _errors(422, *errors)
-        sender_type = SEND_PATHS[path] or _infer_sender_type(body)
+        sender_type = SEND_PATHS[path] or sender_type_of(body)
         sender = POOL_NUMBER if sender_type is SenderType.NUMBER_POOL else body["from"]
         profile = body.get("messaging_profile_id")
         if self.state.blocking_opt_out(to=body["to"], from_=sender, messaging_profile_id=profile):
             detail = f"Messages from {sender} to {body['to']} are blocked by a block rule."
             return _errors(403, telnyx_error("40300", detail, pointer="/to"))
         behaviour = self.state.take_behaviour(body["to"], sender_type)
-        if behaviour is not None and (scripted := await _scripted_refusal(behaviour, request)):
-            return scripted
+        if behaviour is not None:
+            scripted = await _scripted_refusal(behaviour, request)
+            if scripted is not None:
+                return scripted
         message = SimMessage(
             id=new_uuid(),
             endpoint=path,
@@ -247,7 +234,7 @@ class Simulator:
         except ValueError:
             number = size = 0
         if number < 1 or not 1 <= size <= _MAX_PAGE_SIZE:
-            error = telnyx_error("10015", "page[number] must be ≥ 1 and page[size] 1 to 250.")
+            error = telnyx_error("10015", "page[number] must be 1 or more and page[size] 1 to 250.")
             error["source"] = {"parameter": "page"}
             return _json(error, 400)
         rules = [

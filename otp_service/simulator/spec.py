@@ -17,6 +17,8 @@ from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from otp_service.core.model import SenderType
+
 _DOCUMENT_URI: Final = "urn:telnyx:messaging-openapi-subset"
 _E164: Final = re.compile(r"\+[1-9][0-9]{1,14}", re.ASCII)
 _SHORT_CODE: Final = re.compile(r"\+?[0-9]{3,15}", re.ASCII)
@@ -141,6 +143,18 @@ def _prose_errors(path: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
             )
         )
     return errors
+
+
+def sender_type_of(body: Mapping[str, Any]) -> SenderType:
+    """Tell which kind of sender a ``POST /messages`` uses, from its ``from`` as Telnyx does."""
+    sender = body.get("from")
+    if sender is None:
+        return SenderType.NUMBER_POOL
+    if _E164.fullmatch(sender):
+        return SenderType.LONG_CODE
+    if _SHORT_CODE.fullmatch(sender):
+        return SenderType.SHORT_CODE
+    return SenderType.ALPHANUMERIC_SENDER_ID
 
 
 def _valid_sender(path: str, sender: str) -> bool:

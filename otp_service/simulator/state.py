@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,7 +142,7 @@ class SimMessage:
             "subject": None,
             "encoding": "GSM-7" if gsm else "UCS-2",
             "num_chars": len(self.text),
-            "parts": max(1, min(10, -(-len(self.text) // per_part))),
+            "parts": max(1, min(10, math.ceil(len(self.text) / per_part))),
             "tags": [],
             "cost": None,
             "cost_breakdown": None,
