@@ -331,7 +331,7 @@ class Verifications:
         )
         if finished is None:
             raise NotFound("no such verification", "verification_not_found")
-        if valid and finished.status is not VerificationStatus.APPROVED:
+        if finished.status is not VerificationStatus.PENDING and not finished.ended_now:
             self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
             raise self._not_pending(finished.status)
         outcome = "approved" if valid else "wrong_code"

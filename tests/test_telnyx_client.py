@@ -267,6 +267,19 @@ async def test_too_many_requests_twice_is_unavailable() -> None:
     assert len(recorder.requests) == 2
 
 
+async def test_a_send_gets_one_retry_in_all() -> None:
+    """A connect failure uses up the one retry, so a 429 after it is not retried again."""
+    limited = refusal(
+        429, {"errors": [{"code": "10011", "title": "Too many requests"}]}, {"Retry-After": "0"}
+    )
+    recorder = Recorder(httpx.ConnectError("connection refused"), limited, httpx.Response(200))
+
+    with pytest.raises(ProviderUnavailable):
+        await client_for(recorder).send(sms())
+
+    assert len(recorder.requests) == 2
+
+
 @pytest.mark.parametrize(
     ("body", "headers"),
     [

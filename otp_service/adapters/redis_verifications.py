@@ -79,11 +79,13 @@ class CheckRefused(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CheckFinished(msgspec.Struct, frozen=True, kw_only=True):
-    """The verification after the check: its status and attempts used."""
+    """The verification after the check: its status, attempts used, and whether this check
+    ended it (only the one check that approves sees ``ended_now``)."""
 
     status: VerificationStatus
     attempts: int
     max_attempts: int
+    ended_now: bool
 
 
 def _decode_messages(raw: str) -> list[Message]:
@@ -287,11 +289,12 @@ class VerificationStore:
                 args=["approve" if approve else "reject", now_ms, ENDED_RETENTION_MS],
             )
         match reply:
-            case [status, attempts, max_attempts]:
+            case [status, attempts, max_attempts, ended_now]:
                 return CheckFinished(
                     status=VerificationStatus(status),
                     attempts=int(attempts),
                     max_attempts=int(max_attempts),
+                    ended_now=ended_now == 1,
                 )
             case _:
                 return None

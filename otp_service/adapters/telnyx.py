@@ -141,25 +141,31 @@ class TelnyxClient:
         """
         endpoint = ENDPOINTS[sms.sender.type]
         body = _request_body(sms)
-        response = await self._post(endpoint, body, may_retry=True)
-        if response.status_code == _HTTP_TOO_MANY_REQUESTS:
+        try:
+            response = await self._http.post(endpoint, json=body, headers=self._headers)
+        except httpx.TransportError as exc:
+            if not never_sent(exc):
+                raise _unreachable(exc) from exc
+            _log.warning("Telnyx unreachable (%s); retrying once", type(exc).__name__)
+            response = await self._last_attempt(endpoint, body)
+        else:
             delay = _rate_limit_retry_delay(response)
             if delay is not None:
                 _log.warning("Telnyx rate-limited a send; retrying once in %.2f s", delay)
                 await asyncio.sleep(delay)
-                response = await self._post(endpoint, body, may_retry=False)
+                response = await self._last_attempt(endpoint, body)
         return _sent_or_raise(response, sms.text)
 
-    async def _post(
-        self, endpoint: str, body: dict[str, str], *, may_retry: bool
-    ) -> httpx.Response:
+    async def _last_attempt(self, endpoint: str, body: dict[str, str]) -> httpx.Response:
+        """Make the one retry a send gets: whatever it meets is final."""
         try:
             return await self._http.post(endpoint, json=body, headers=self._headers)
         except httpx.TransportError as exc:
-            if may_retry and never_sent(exc):
-                _log.warning("Telnyx unreachable (%s); retrying once", type(exc).__name__)
-                return await self._post(endpoint, body, may_retry=False)
-            raise ProviderUnavailable(f"Telnyx could not be reached: {type(exc).__name__}") from exc
+            raise _unreachable(exc) from exc
+
+
+def _unreachable(exc: httpx.TransportError) -> ProviderUnavailable:
+    return ProviderUnavailable(f"Telnyx could not be reached: {type(exc).__name__}")
 
 
 def _rate_limit_retry_delay(response: httpx.Response) -> float | None:
@@ -168,6 +174,8 @@ def _rate_limit_retry_delay(response: httpx.Response) -> float | None:
     Only Telnyx's own "too many requests" (10011) proves nothing was sent. A ``Retry-After``
     longer than a second is not waited for: the caller has a deadline to answer by.
     """
+    if response.status_code != _HTTP_TOO_MANY_REQUESTS:
+        return None
     if _TOO_MANY_REQUESTS not in _error_codes(response.content):
         return None
     retry_after = response.headers.get("Retry-After")

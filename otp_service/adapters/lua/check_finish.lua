@@ -4,7 +4,8 @@
 -- reject: the attempt that used the last one ends the verification as max_attempts_reached.
 -- KEYS[1] verification  KEYS[2] pending index of its phone number
 -- ARGV[1] 'approve' | 'reject'  ARGV[2] now_ms  ARGV[3] how long an ended verification stays readable, ms
--- returns {status after the change, check_attempts, max_check_attempts}; {'missing'} when gone
+-- returns {status after the change, check_attempts, max_check_attempts, 1 if this call ended it else 0};
+-- {'missing'} when gone
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local now, keep = tonumber(ARGV[2]), tonumber(ARGV[3])
 local v = redis.call('HMGET', KEYS[1], 'status', 'check_attempts', 'max_check_attempts', 'id')
@@ -13,9 +14,9 @@ local function finish(final)
   redis.call('HSET', KEYS[1], 'status', final, 'ended_at', now)
   redis.call('PEXPIREAT', KEYS[1], now + keep)
   if redis.call('GET', KEYS[2]) == v[4] then redis.call('DEL', KEYS[2]) end
-  return {final, attempts, max}
+  return {final, attempts, max, 1}
 end
-if status ~= 'pending' then return {status, attempts, max} end
+if status ~= 'pending' then return {status, attempts, max, 0} end
 if ARGV[1] == 'approve' then return finish('approved') end
 if attempts >= max then return finish('max_attempts_reached') end
-return {status, attempts, max}
+return {status, attempts, max, 0}

@@ -1,0 +1,92 @@
+"""Checks and starts under concurrency: single use and the attempt limit hold atomically."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+
+from tests.conftest import MakeTenant, TenantHandle, fresh_number, sent_codes
+
+CONCURRENT = 50
+
+
+async def _start(tenant: TenantHandle, sim: httpx.AsyncClient) -> tuple[str, str, str]:
+    number = fresh_number()
+    response = await tenant.client.post("/v1/verifications", json={"phone_number": number})
+    assert response.status_code == 201, response.text
+    [code] = await sent_codes(sim, number)
+    return response.json()["id"], code, number
+
+
+async def _checks(tenant: TenantHandle, verification_id: str, code: str) -> list[httpx.Response]:
+    return list(
+        await asyncio.gather(
+            *(
+                tenant.client.post(
+                    f"/v1/verifications/{verification_id}/check", json={"code": code}
+                )
+                for _ in range(CONCURRENT)
+            )
+        )
+    )
+
+
+async def test_fifty_concurrent_right_codes_approve_exactly_once(
+    make_tenant: MakeTenant, sim: httpx.AsyncClient
+) -> None:
+    """Of 50 simultaneous checks with the right code, one approves and 49 are 409."""
+    tenant = await make_tenant(max_check_attempts=10)
+    verification_id, code, _ = await _start(tenant, sim)
+    responses = await _checks(tenant, verification_id, code)
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[200] == 1, statuses
+    assert statuses[409] == CONCURRENT - 1, statuses
+    [approved] = [r.json() for r in responses if r.status_code == 200]
+    assert approved["valid"] is True
+    assert approved["status"] == "approved"
+    assert all(
+        r.json()["verification_status"] in {"approved", "max_attempts_reached"}
+        for r in responses
+        if r.status_code == 409
+    )
+    final = await tenant.client.get(f"/v1/verifications/{verification_id}")
+    assert final.json()["status"] == "approved"
+
+
+async def test_fifty_concurrent_wrong_codes_never_exceed_the_attempt_limit(
+    tenant: TenantHandle, sim: httpx.AsyncClient
+) -> None:
+    """Of 50 simultaneous wrong codes, exactly max_check_attempts are judged; the rest are 409."""
+    verification_id, code, _ = await _start(tenant, sim)
+    wrong = "".join(str((int(c) + 1) % 10) for c in code)
+    responses = await _checks(tenant, verification_id, wrong)
+    judged = [r.json() for r in responses if r.status_code == 200]
+    assert len(judged) == 5
+    assert all(answer["valid"] is False for answer in judged)
+    assert sum(r.status_code == 409 for r in responses) == CONCURRENT - 5
+    final = (await tenant.client.get(f"/v1/verifications/{verification_id}")).json()
+    assert final["check_attempts"] == 5
+    assert final["status"] == "max_attempts_reached"
+    late = await tenant.client.post(
+        f"/v1/verifications/{verification_id}/check", json={"code": code}
+    )
+    assert late.status_code == 409
+
+
+async def test_concurrent_starts_for_one_number_make_one_verification_and_one_sms(
+    tenant: TenantHandle, sim: httpx.AsyncClient
+) -> None:
+    """Twenty simultaneous starts for a number create one verification and send one SMS."""
+    number = fresh_number()
+    responses = await asyncio.gather(
+        *(
+            tenant.client.post("/v1/verifications", json={"phone_number": number})
+            for _ in range(20)
+        )
+    )
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[201] == 1, statuses
+    assert statuses[429] == 19, statuses
+    assert len(await sent_codes(sim, number)) == 1
