@@ -87,5 +87,6 @@ def create_app(
         lifespan=[lifespan],
         plugins=[MetricsPlugin(app_metrics)],
         openapi_config=openapi_config(),
+        logging_config=None,  # the process (CLI) owns logging; building an app changes none
         request_max_body_size=settings.max_body_bytes,
     )

@@ -219,7 +219,10 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries documenting the problem documents a route can answer with."""
     return {
         status: ResponseSpec(
-            data_container=Problem, description=_DESCRIPTIONS[status], media_type=PROBLEM_JSON
+            data_container=Problem,
+            description=_DESCRIPTIONS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
         )
         for status in statuses
     }

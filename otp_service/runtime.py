@@ -66,7 +66,7 @@ async def open_services(
     )
     http = httpx.AsyncClient(
         base_url=settings.telnyx_base_url,
-        timeout=httpx.Timeout(settings.telnyx_timeout_seconds, connect=2.0),
+        timeout=httpx.Timeout(settings.telnyx_timeout_seconds, connect=1.5),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
     hashing = HashingPool(

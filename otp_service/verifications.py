@@ -62,6 +62,10 @@ OPTED_OUT: Final = "40300"
 """Telnyx's code for a recipient who replied STOP on the sending profile."""
 
 _START_TRIES: Final = 3
+_JUDGED: Final = frozenset({VerificationStatus.PENDING, VerificationStatus.MAX_ATTEMPTS_REACHED})
+"""Statuses in which a wrong code is still answered 200; any other end came from elsewhere.
+
+A right code is answered 200 only by the one check that approved the verification."""
 
 
 def _opt_out_scope(tenant: Tenant) -> str:
@@ -327,11 +331,12 @@ class Verifications:
             raise self._not_pending(begun.status)
         valid = await self._hashing.matches_any(verification.id, code, begun.hashes)
         finished = await self._store.check_finish(
-            verification, approve=valid, now_ms=self._clock.now_ms()
+            verification, attempt=begun.attempts, approve=valid, now_ms=self._clock.now_ms()
         )
         if finished is None:
             raise NotFound("no such verification", "verification_not_found")
-        if finished.status is not VerificationStatus.PENDING and not finished.ended_now:
+        ended_elsewhere = not finished.ended_now and (valid or finished.status not in _JUDGED)
+        if ended_elsewhere:
             self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
             raise self._not_pending(finished.status)
         outcome = "approved" if valid else "wrong_code"

@@ -186,9 +186,7 @@ MakeTenant = Callable[..., Awaitable[TenantHandle]]
 
 
 @pytest.fixture
-async def make_tenant(
-    admin: httpx.AsyncClient, service: Service
-) -> AsyncIterator[MakeTenant]:
+async def make_tenant(admin: httpx.AsyncClient, service: Service) -> AsyncIterator[MakeTenant]:
     """Create tenants (with an API key each) for this test; settings default to DEFAULT_SETTINGS."""
     clients: list[httpx.AsyncClient] = []
 

@@ -81,10 +81,7 @@ async def test_concurrent_starts_for_one_number_make_one_verification_and_one_sm
     """Twenty simultaneous starts for a number create one verification and send one SMS."""
     number = fresh_number()
     responses = await asyncio.gather(
-        *(
-            tenant.client.post("/v1/verifications", json={"phone_number": number})
-            for _ in range(20)
-        )
+        *(tenant.client.post("/v1/verifications", json={"phone_number": number}) for _ in range(20))
     )
     statuses = Counter(r.status_code for r in responses)
     assert statuses[201] == 1, statuses

@@ -31,7 +31,7 @@ PEPPER = b"p" * 32
 class _Sevens(random.Random):
     """A "random" source that always draws 7."""
 
-    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:  # noqa: ARG002
         return 7
 
 
@@ -244,8 +244,10 @@ def test_well_formed_alphanumeric_senders_are_accepted(source: str) -> None:
 def test_malformed_alphanumeric_senders_are_refused(source: str) -> None:
     """Alphanumeric IDs that are too short, too long, all digits or odd characters are refused."""
     assert problems_of([{"type": "alphanumeric_sender_id", "from": source}]) == [
-        "settings.senders.GB[0]: an alphanumeric sender ID is 3 to 11 letters, digits or"
-        " spaces, not all digits"
+        (
+            "settings.senders.GB[0]: an alphanumeric sender ID is 3 to 11 letters, digits or"
+            " spaces, not all digits"
+        )
     ]
 
 
@@ -253,10 +255,15 @@ def test_malformed_alphanumeric_senders_are_refused(source: str) -> None:
 def test_alphanumeric_senders_are_refused_for_north_america(country: str) -> None:
     """An alphanumeric sender cannot be configured for the US, Canada or Puerto Rico."""
     found = problems_of([{"type": "alphanumeric_sender_id", "from": "ACME"}], country)
-    assert found == [f"settings.senders.{country}[0]: alphanumeric sender IDs cannot send to {country}"]
+    assert found == [
+        f"settings.senders.{country}[0]: alphanumeric sender IDs cannot send to {country}"
+    ]
 
 
-@pytest.mark.parametrize(("source", "valid"), [("12345", True), ("123456", True), ("1234", False), ("1234567", False), ("12a45", False)])
+@pytest.mark.parametrize(
+    ("source", "valid"),
+    [("12345", True), ("123456", True), ("1234", False), ("1234567", False), ("12a45", False)],
+)
 def test_short_codes_are_five_or_six_digits(source: str, valid: bool) -> None:
     """A short code is accepted only as 5 or 6 digits."""
     found = problems_of([{"type": "short_code", "from": source}], "US")
@@ -525,7 +532,9 @@ def test_an_ended_verification_keeps_its_status_after_expiry(status: Verificatio
     ("milliseconds", "seconds"),
     [(-5, 1), (0, 1), (1, 1), (999, 1), (1000, 1), (1001, 2), (29_999, 30), (30_000, 30)],
 )
-def test_retry_after_rounds_up_to_whole_seconds_at_least_one(milliseconds: int, seconds: int) -> None:
+def test_retry_after_rounds_up_to_whole_seconds_at_least_one(
+    milliseconds: int, seconds: int
+) -> None:
     """``Retry-After`` is never zero and never tells a client to come back too early."""
     assert policy.retry_after_seconds(milliseconds) == seconds
 

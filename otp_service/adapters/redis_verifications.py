@@ -79,8 +79,10 @@ class CheckRefused(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CheckFinished(msgspec.Struct, frozen=True, kw_only=True):
-    """The verification after the check: its status, attempts used, and whether this check
-    ended it (only the one check that approves sees ``ended_now``)."""
+    """The verification after the check: its status, attempts used, and ``ended_now``.
+
+    ``ended_now`` is true only for the check whose own finish ended the verification.
+    """
 
     status: VerificationStatus
     attempts: int
@@ -280,13 +282,13 @@ class VerificationStore:
                 return None
 
     async def check_finish(
-        self, verification: Verification, *, approve: bool, now_ms: int
+        self, verification: Verification, *, attempt: int, approve: bool, now_ms: int
     ) -> CheckFinished | None:
         """Record the outcome of a compared code; ``None`` when the verification is gone."""
         async with translated():
             reply = await self._check_finish(
                 keys=self._keys_of(verification),
-                args=["approve" if approve else "reject", now_ms, ENDED_RETENTION_MS],
+                args=["approve" if approve else "reject", now_ms, ENDED_RETENTION_MS, attempt],
             )
         match reply:
             case [status, attempts, max_attempts, ended_now]:

@@ -36,6 +36,7 @@ _STARTED = {
     HTTP_200_OK: ResponseSpec(
         data_container=VerificationOut,
         description="A pending verification for this number existed: it was re-sent",
+        generate_examples=False,
     )
 }
 

@@ -1,9 +1,11 @@
 -- Second half of a check, after the caller compared the code off Redis.
 -- approve: only a verification still pending becomes approved, so of many concurrent
 -- right codes exactly one wins (the others see it ended).
--- reject: the attempt that used the last one ends the verification as max_attempts_reached.
+-- reject: only the check that took the last attempt ends the verification as
+-- max_attempts_reached (so a right code still being compared in that window is not refused).
 -- KEYS[1] verification  KEYS[2] pending index of its phone number
 -- ARGV[1] 'approve' | 'reject'  ARGV[2] now_ms  ARGV[3] how long an ended verification stays readable, ms
+-- ARGV[4] the attempt number check_begin gave this check
 -- returns {status after the change, check_attempts, max_check_attempts, 1 if this call ended it else 0};
 -- {'missing'} when gone
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
@@ -18,5 +20,5 @@ local function finish(final)
 end
 if status ~= 'pending' then return {status, attempts, max, 0} end
 if ARGV[1] == 'approve' then return finish('approved') end
-if attempts >= max then return finish('max_attempts_reached') end
+if tonumber(ARGV[4]) >= max then return finish('max_attempts_reached') end
 return {status, attempts, max, 0}
