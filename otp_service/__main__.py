@@ -25,7 +25,7 @@ from otp_service.app import create_app
 from otp_service.clock import SystemClock
 from otp_service.core.derive import derive_key
 from otp_service.core.model import TenantSettings
-from otp_service.errors import OtpError
+from otp_service.errors import InvalidInput, OtpError
 from otp_service.log import configure_logging
 from otp_service.settings import Settings, SettingsError, load_settings
 from otp_service.simulator.app import SimulatorConfig, run_simulator
@@ -109,6 +109,7 @@ async def _with_tenants(settings: Settings, action: Callable[[Tenants], Awaitabl
             key_pepper=derive_key(settings.secret_key.reveal(), "api-key-digest"),
             clock=SystemClock(),
             rng=secrets.SystemRandom(),
+            allow_private_webhooks=settings.allow_private_webhooks,
         )
         return await action(tenants)
     finally:
@@ -170,7 +171,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     try:
         asyncio.run(_admin(args, settings))
-    except (OtpError, msgspec.ValidationError) as exc:
+    except InvalidInput as exc:
+        reasons = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+        sys.exit(f"otp-service: {exc}" + (f" ({reasons})" if reasons else ""))
+    except (OtpError, msgspec.DecodeError) as exc:
         sys.exit(f"otp-service: {exc}")
 
 

@@ -63,6 +63,7 @@ async def _dev_tenant(settings: Settings) -> tuple[str, str]:
             key_pepper=derive_key(settings.secret_key.reveal(), "api-key-digest"),
             clock=SystemClock(),
             rng=secrets.SystemRandom(),
+            allow_private_webhooks=settings.allow_private_webhooks,
         )
         tenant = await tenants.create("Dev tenant", DEV_TENANT_SETTINGS)
         _, key = await tenants.create_key(tenant.id)

@@ -143,8 +143,6 @@ def _field_errors(exc: ValidationException) -> list[dict[str, str]]:
 
 def _from_http_exception(exc: HTTPException) -> errors.OtpError | None:
     if isinstance(exc, ValidationException):
-        if "JSON is malformed" in str(exc.extra) or "malformed" in exc.detail.lower():
-            return None
         fields = _field_errors(exc)
         top = fields[0]["field"].split(".")[0].split("[")[0]
         error_type = _FIELD_CODES.get(top, errors.InvalidInput)
@@ -177,7 +175,8 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     mapped = _from_http_exception(exc)
     if mapped is not None:
         return problem_response(mapped)
-    if "malformed" in exc.detail.lower() or isinstance(exc, ValidationException):
+    if exc.status_code == HTTP_400_BAD_REQUEST:
+        # Litestar's only plain 400 is a body msgspec cannot decode (malformed or truncated).
         return _generic(
             HTTP_400_BAD_REQUEST, "malformed_json", "the request body is not valid JSON"
         )

@@ -100,6 +100,7 @@ async def open_services(
                 key_pepper=derive_key(secret, "api-key-digest"),
                 clock=clock,
                 rng=rng,
+                allow_private_webhooks=settings.allow_private_webhooks,
             ),
             webhooks=TelnyxWebhooks(
                 store=store,

@@ -157,7 +157,8 @@ def _positive_float(value: str) -> float:
 def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def parse(value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
+        located = parts.path if parts.scheme == "unix" else parts.netloc
+        if parts.scheme not in schemes or not located:
             raise ValueError(value)
         return value.rstrip("/")
 
@@ -210,7 +211,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     threads = _parsed(env, "OTP_HASH_THREADS", _int_in(0, 256), "a whole number from 0 to 256")
     return Settings(
-        redis_url=_parsed(env, "REDIS_URL", _url(("redis", "rediss", "unix")), "a redis:// URL"),
+        redis_url=_parsed(
+            env,
+            "REDIS_URL",
+            _url(("redis", "rediss", "unix")),
+            "a redis://, rediss:// or unix:// URL",
+        ),
         admin_token=_parsed(env, "OTP_ADMIN_TOKEN", _min_length(16), "at least 16 characters"),
         secret_key=_parsed(env, "OTP_SECRET_KEY", _min_length(32), "at least 32 characters"),
         telnyx_api_key=_parsed(env, "TELNYX_API_KEY", Secret, "a Telnyx API key"),

@@ -8,10 +8,14 @@ a scan with a slow hash.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
 import random
+import re
+import socket
 from typing import Final
 
 import msgspec
@@ -21,29 +25,66 @@ from otp_service.clock import Clock
 from otp_service.core.ids import new_id
 from otp_service.core.model import ApiKey, Tenant, TenantSettings
 from otp_service.core.senders import settings_problems
+from otp_service.core.urls import event_url_problem, parse_event_url
 from otp_service.errors import InvalidInput, NotFound, Unauthorized
 
 KEY_PREFIX: Final = "otpk_"
+_AT_PATH = re.compile(r"at `\$\.([^`]*)`")
 _SHOWN_PREFIX: Final = 12
 
 
-def _check(settings: TenantSettings) -> TenantSettings:
-    problems = settings_problems(settings)
-    if problems:
-        raise InvalidInput("the tenant settings are invalid", problems)
-    return settings
+def _validation_field(message: str) -> str:
+    """The settings field a msgspec error names (``... - at `$.code_length```)."""
+    match = _AT_PATH.search(message)
+    return f"settings.{match.group(1)}" if match else "settings"
+
+
+async def _resolve(host: str) -> list[str]:
+    """The addresses ``host`` resolves to (none when it does not resolve)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [host]
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    return [str(info[4][0]) for info in infos]
 
 
 class Tenants:
     """Create and change tenants; issue, list, revoke and authenticate API keys."""
 
     def __init__(
-        self, *, store: TenantStore, key_pepper: bytes, clock: Clock, rng: random.Random
+        self,
+        *,
+        store: TenantStore,
+        key_pepper: bytes,
+        clock: Clock,
+        rng: random.Random,
+        allow_private_webhooks: bool,
     ) -> None:
         self._store = store
+        self._allow_private = allow_private_webhooks
         self._pepper = key_pepper
         self._clock = clock
         self._rng = rng
+
+    async def _check(self, settings: TenantSettings) -> TenantSettings:
+        """Raise ``InvalidInput`` listing every rule the settings break beyond their schema."""
+        problems = settings_problems(settings)
+        url = settings.events_webhook_url
+        if url is not None:
+            parsed = parse_event_url(url)
+            addresses = await _resolve(parsed[1]) if parsed and not self._allow_private else []
+            problem = event_url_problem(url, addresses, allow_private=self._allow_private)
+            if problem is not None:
+                problems.append({"field": "settings.events_webhook_url", "message": problem})
+        if problems:
+            raise InvalidInput("the tenant settings are invalid", problems)
+        return settings
 
     def digest(self, key: str) -> str:
         """Return the keyed hash under which an API key is stored."""
@@ -59,7 +100,7 @@ class Tenants:
         tenant = Tenant(
             id=new_id("ten", self._rng),
             name=name,
-            settings=_check(settings),
+            settings=await self._check(settings),
             created_at=now,
             updated_at=now,
         )
@@ -86,17 +127,22 @@ class Tenants:
             NotFound: ``tenant_not_found``.
             InvalidInput: the changed settings are invalid; nothing is written.
         """
+        current = await self.get(tenant_id)
+        merged = msgspec.to_builtins(current.settings) | changes
+        try:
+            settings = await self._check(msgspec.convert(merged, TenantSettings))
+        except msgspec.ValidationError as exc:
+            field = _validation_field(str(exc))
+            raise InvalidInput(str(exc), [{"field": field, "message": str(exc)}]) from exc
 
         def change(tenant: Tenant) -> Tenant:
-            merged = msgspec.to_builtins(tenant.settings) | changes
-            try:
-                settings = msgspec.convert(merged, TenantSettings)
-            except msgspec.ValidationError as exc:
-                raise InvalidInput(str(exc), [{"field": "settings", "message": str(exc)}]) from exc
+            patched = msgspec.to_builtins(tenant.settings) | changes
             return msgspec.structs.replace(
                 tenant,
                 name=name or tenant.name,
-                settings=_check(settings),
+                settings=msgspec.convert(patched, TenantSettings)
+                if patched != merged
+                else settings,
                 updated_at=self._clock.now_ms(),
             )
 

@@ -194,11 +194,6 @@ async def test_invalid_settings_stop_tenants_create_cleanly(cli_env: dict[str, s
     assert "favourite_colour" in runs[1].stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG __main__.main catches msgspec.ValidationError but not msgspec.DecodeError: "
-    "--settings that is not JSON prints a traceback",
-)
 async def test_settings_that_are_not_json_stop_tenants_create_cleanly(
     cli_env: dict[str, str],
 ) -> None:
@@ -207,11 +202,6 @@ async def test_settings_that_are_not_json_stop_tenants_create_cleanly(
     assert_clean_failure(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG __main__ prints only InvalidInput's detail ('the tenant settings are invalid'), "
-    "dropping its errors list, so the operator is not told which setting is wrong",
-)
 async def test_a_sender_rule_violation_names_the_setting(cli_env: dict[str, str]) -> None:
     """Settings breaking a sender rule are refused with a line naming the bad sender."""
     settings = {"senders": {"US": [{"type": "alphanumeric_sender_id", "from": "ACME"}]}}

@@ -17,6 +17,8 @@ from otp_service.core import codes, phone, policy, senders, sms
 from otp_service.core.hashing import Argon2Parameters, CodeHasher
 from otp_service.core.ids import new_id
 from otp_service.core.model import TenantSettings, Verification, VerificationStatus
+from otp_service.core.senders import settings_problems
+from otp_service.core.urls import event_url_problem
 from otp_service.errors import InvalidPhoneNumber, UnsupportedNumberType
 from otp_service.settings import Secret, SettingsError, load_settings
 
@@ -287,11 +289,6 @@ def test_long_codes_are_valid_e164_numbers(source: str, valid: bool) -> None:
     assert found == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG core.senders._is_e164 uses lenient phonenumbers.parse: spaces, dashes, "
-    "brackets, full-width digits and vanity letters pass as an E.164 long code",
-)
 @pytest.mark.parametrize(
     "source",
     ["+44 7400 123000", "+1 (312) 555-0100", "+1312FLOWERS", "+１３１２５５５０１００"],
@@ -633,12 +630,54 @@ def test_zero_hash_threads_means_one_per_core() -> None:
     assert load_settings(REQUIRED | {"OTP_HASH_THREADS": "3"}).hash_threads == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG settings._url lists the 'unix' scheme for REDIS_URL but also requires a netloc, "
-    "which unix:///path URLs never have, so a Unix-socket Redis is always refused",
-)
 def test_a_unix_socket_redis_url_is_accepted() -> None:
     """A Unix-socket REDIS_URL (a scheme the loader lists as allowed) is accepted."""
     settings = load_settings(REQUIRED | {"REDIS_URL": "unix:///var/run/redis/redis.sock"})
     assert settings.redis_url == "unix:///var/run/redis/redis.sock"
+
+
+@pytest.mark.parametrize(
+    ("url", "addresses", "allow_private", "problem"),
+    [
+        ("https://hooks.acme.example/otp", ["93.184.215.14"], False, None),
+        ("http://hooks.acme.example/otp", ["93.184.215.14"], False, "must use https"),
+        ("https://hooks.acme.example/otp", [], False, "its host does not resolve"),
+        ("https://127.0.0.1/otp", ["127.0.0.1"], False, "loopback"),
+        ("https://metadata/otp", ["169.254.169.254"], False, "loopback"),
+        ("https://intranet/otp", ["10.0.0.5"], False, "loopback"),
+        ("https://[::1]/otp", ["::1"], False, "loopback"),
+        ("https://mapped/otp", ["::ffff:192.168.1.1"], False, "loopback"),
+        ("https://mixed.example/otp", ["93.184.215.14", "192.168.0.1"], False, "loopback"),
+        ("ftp://hooks.acme.example/otp", ["93.184.215.14"], False, "http(s)"),
+        ("not a url", [], False, "http(s)"),
+        ("http://127.0.0.1:9000/otp", [], True, None),
+    ],
+)
+def test_event_urls_must_be_https_and_public(
+    url: str, addresses: list[str], allow_private: bool, problem: str | None
+) -> None:
+    """Tenant event URLs are https to public addresses unless private webhooks are allowed."""
+    found = event_url_problem(url, addresses, allow_private=allow_private)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+
+
+def test_an_alphanumeric_default_chain_that_reaches_the_us_is_refused() -> None:
+    """A default alphanumeric sender is refused while US, CA or PR fall into the default chain."""
+    senders = {"default": [{"type": "alphanumeric_sender_id", "from": "ACME"}]}
+    with_profile = {"messaging_profile_id": "6f1f3b1e-2a4c-4e0e-9c55-000000000001"}
+    open_to_all = msgspec.convert({**with_profile, "senders": senders}, TenantSettings)
+    assert [p["field"] for p in settings_problems(open_to_all)] == ["settings.senders.default"]
+    europe_only = msgspec.convert(
+        {**with_profile, "senders": senders, "allowed_countries": ["GB", "FR"]}, TenantSettings
+    )
+    assert settings_problems(europe_only) == []
+    own_chains = {
+        **senders,
+        **{c: [{"type": "long_code", "from": "+13125550100"}] for c in ("US", "CA", "PR")},
+    }
+    covered = msgspec.convert({**with_profile, "senders": own_chains}, TenantSettings)
+    assert settings_problems(covered) == []

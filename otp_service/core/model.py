@@ -59,7 +59,16 @@ class TenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     reject_landlines: bool = True
     delivery_timeout_seconds: Annotated[int, Meta(ge=10, le=3600)] | None = None
     events_webhook_url: Annotated[str, Meta(max_length=2048)] | None = None
-    webotp_domain: Annotated[str, Meta(max_length=253)] | None = None
+    webotp_domain: (
+        Annotated[
+            str,
+            Meta(
+                max_length=253,
+                pattern=r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class Tenant(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-import phonenumbers
-
 from otp_service.core.model import Sender, SenderType, TenantSettings
+from otp_service.core.phone import parse_e164
+from otp_service.errors import InvalidPhoneNumber
 
 _ALPHANUMERIC = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{3,11}", re.ASCII)
 _SHORT_CODE = re.compile(r"[0-9]{5,6}", re.ASCII)
@@ -49,12 +49,11 @@ def _sender_problem(sender: Sender, country: str) -> str | None:
 
 
 def _is_e164(value: str) -> bool:
-    if not value.startswith("+"):
-        return False
     try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(value, None))
-    except phonenumbers.NumberParseException:
+        parse_e164(value)
+    except InvalidPhoneNumber:
         return False
+    return True
 
 
 def settings_problems(settings: TenantSettings) -> list[dict[str, str]]:
@@ -76,6 +75,24 @@ def settings_problems(settings: TenantSettings) -> list[dict[str, str]]:
                 problems.append(
                     {"field": field, "message": f"{sender.type} needs messaging_profile_id"}
                 )
+    default_alphanumeric = any(
+        sender.type is SenderType.ALPHANUMERIC_SENDER_ID
+        for sender in settings.senders.get("default", [])
+    )
+    reached = sorted(
+        country
+        for country in _NO_ALPHANUMERIC
+        if country not in settings.senders and country_allowed(settings, country)
+    )
+    if default_alphanumeric and reached:
+        problems.append(
+            {
+                "field": "settings.senders.default",
+                "message": "alphanumeric sender IDs cannot send to "
+                f"{', '.join(reached)}: give them a chain of their own or leave them out of "
+                "allowed_countries",
+            }
+        )
     if "*" in settings.allowed_countries and len(settings.allowed_countries) > 1:
         problems.append({"field": "settings.allowed_countries", "message": "'*' must stand alone"})
     return problems
