@@ -72,13 +72,14 @@ async def _dev_tenant(settings: Settings) -> tuple[str, str]:
     return tenant.id, key
 
 
-def _banner(api: str, simulator: str, admin_token: str, tenant_id: str, key: str) -> str:
+def _banner(api: str, simulator: str, settings: Settings, tenant_id: str, key: str) -> str:
     return f"""
 otp-service dev is running (Ctrl-C stops everything)
 
   API                 {api}   (OpenAPI: {api}/schema/openapi.json)
   Telnyx simulator    {simulator}   (sent SMS: {simulator}/_sim/messages)
-  admin token         {admin_token}
+  Redis               {settings.redis_url}   (private, thrown away on exit)
+  admin token         {settings.admin_token.reveal()}
   tenant              {tenant_id}
   tenant API key      {key}
 
@@ -124,7 +125,7 @@ async def _serve(
             _banner(
                 f"http://{host}:{api_port}",
                 f"http://{host}:{simulator_port}",
-                settings.admin_token.reveal(),
+                settings,
                 tenant_id,
                 key,
             )

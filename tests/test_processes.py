@@ -1,0 +1,162 @@
+"""The ``otp-service`` processes as a user runs them: ``dev``, ``serve`` and ``simulator``."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from nacl.signing import SigningKey
+
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY, Simulator, fresh_number
+
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m otp_service ARGS`` with output to ``log``; interrupt it afterwards."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603  (our own module, fixed arguments)
+            [sys.executable, "-m", "otp_service", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for(url: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{url} did not come up")
+
+
+def test_dev_serves_a_working_api_with_a_ready_key(tmp_path: Path) -> None:
+    """`otp-service dev` prints a key that starts and approves a verification, then stops clean."""
+    api, sim = free_port(), free_port()
+    log = tmp_path / "dev.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "TELNYX_", "REDIS_"))}
+    with running(["dev", "--port", str(api), "--simulator-port", str(sim)], env, log) as process:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while "tenant API key" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.1)
+        banner = log.read_text()
+        key = re.search(r"tenant API key\s+(\S+)", banner)
+        assert key is not None, banner
+        redis = re.search(r"redis://127\.0\.0\.1:(\d+)/0", banner)
+        assert redis is not None, banner
+        assert redis.group(1) != "6379"
+        headers = {"Authorization": f"Bearer {key.group(1)}"}
+        number = fresh_number()
+        started = httpx.post(
+            f"http://127.0.0.1:{api}/v1/verifications",
+            json={"phone_number": number},
+            headers=headers,
+            timeout=10,
+        )
+        assert started.status_code == 201, started.text
+        inbox = httpx.get(f"http://127.0.0.1:{sim}/_sim/messages", params={"to": number}).json()
+        code = inbox[0]["text"].split(" ", 1)[0]
+        checked = httpx.post(
+            f"http://127.0.0.1:{api}/v1/verifications/{started.json()['id']}/check",
+            json={"code": code},
+            headers=headers,
+            timeout=10,
+        )
+        assert checked.json()["status"] == "approved"
+    assert process.returncode == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", int(redis.group(1)))) != 0, "Redis outlived dev"
+
+
+def test_serve_runs_the_api_from_the_environment(
+    tmp_path: Path, redis_url: str, simulator: Simulator
+) -> None:
+    """`otp-service serve` answers ready and the admin API with the configured token."""
+    port = free_port()
+    env = os.environ | {
+        "REDIS_URL": redis_url,
+        "OTP_ADMIN_TOKEN": ADMIN_TOKEN,
+        "OTP_SECRET_KEY": SECRET_KEY,
+        "TELNYX_API_KEY": "unused",
+        "TELNYX_PUBLIC_KEY": simulator.public_key,
+        "TELNYX_BASE_URL": simulator.url,
+    }
+    with running(["serve", "--port", str(port)], env, tmp_path / "serve.log"):
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/health/live")
+        assert httpx.get(f"{base}/health/ready").status_code == 200
+        tenants = httpx.post(
+            f"{base}/admin/tenants",
+            json={"name": "Served"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        assert tenants.status_code == 201
+
+
+def test_serve_refuses_to_start_without_its_settings(tmp_path: Path) -> None:
+    """Without OTP_ADMIN_TOKEN, `serve` exits at once with one line naming it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "TELNYX_"))}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "otp_service", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0
+    assert "OTP_ADMIN_TOKEN" in result.stderr
+
+
+def test_the_simulator_runs_alone_with_a_given_key(tmp_path: Path) -> None:
+    """`otp-service simulator` serves the Telnyx API and publishes the key it signs with."""
+    port = free_port()
+    seed = bytes(range(32))
+    env = os.environ | {"SIMULATOR_SIGNING_SEED": base64.b64encode(seed).decode()}
+    with running(["simulator", "--port", str(port)], env, tmp_path / "sim.log"):
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/_sim/messages")
+        expected = base64.b64encode(bytes(SigningKey(seed).verify_key)).decode()
+        assert httpx.get(f"{base}/_sim/public-key").json() == {"public_key": expected}
+        sent = httpx.post(
+            f"{base}/v2/messages/long_code",
+            json={"from": "+13125550100", "to": "+14155552671", "text": "hello"},
+            headers={"Authorization": "Bearer anything"},
+        )
+        assert sent.status_code == 200
