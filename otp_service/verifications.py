@@ -257,7 +257,13 @@ class Verifications:
         await self._store.record_send(
             verification, message, fail=failure is not None and created, now_ms=now
         )
-        outcome = "sent" if failure is None else failure.code
+        outcome = (
+            "sent"
+            if failure is None
+            else "rejected"
+            if isinstance(failure, ProviderError)
+            else "unavailable"
+        )
         self._metrics.otp_sends_total.labels(sender_type=sender.type.value, outcome=outcome).inc()
         log.info(
             "send verification=%s to=%s sender=%s outcome=%s",
