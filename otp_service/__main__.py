@@ -10,23 +10,19 @@ import argparse
 import asyncio
 import base64
 import os
-import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import msgspec
 import uvicorn
-from redis.asyncio import Redis
 
-from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.api.schemas import rfc3339, tenant_out
 from otp_service.app import create_app
-from otp_service.clock import SystemClock
-from otp_service.core.derive import derive_key
 from otp_service.core.model import TenantSettings
 from otp_service.errors import InvalidInput, OtpError
 from otp_service.log import configure_logging
+from otp_service.runtime import tenants_client
 from otp_service.settings import Settings, SettingsError, load_settings
 from otp_service.simulator.app import SimulatorConfig, run_simulator
 from otp_service.tenants import Tenants
@@ -102,18 +98,8 @@ def _print_json(value: object) -> None:
 
 
 async def _with_tenants(settings: Settings, action: Callable[[Tenants], Awaitable[T]]) -> T:
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
-    try:
-        tenants = Tenants(
-            store=TenantStore(redis),
-            key_pepper=derive_key(settings.secret_key.reveal(), "api-key-digest"),
-            clock=SystemClock(),
-            rng=secrets.SystemRandom(),
-            allow_private_webhooks=settings.allow_private_webhooks,
-        )
+    async with tenants_client(settings) as tenants:
         return await action(tenants)
-    finally:
-        await redis.aclose()
 
 
 async def _admin(args: argparse.Namespace, settings: Settings) -> None:

@@ -20,18 +20,14 @@ from typing import Final
 
 import uvicorn
 from nacl.signing import SigningKey
-from redis.asyncio import Redis
 
-from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.app import create_app
-from otp_service.clock import SystemClock
-from otp_service.core.derive import derive_key
 from otp_service.core.model import Sender, SenderType, TenantSettings
 from otp_service.devredis import PrivateRedis
 from otp_service.log import configure_logging
+from otp_service.runtime import tenants_client
 from otp_service.settings import Settings, load_settings
 from otp_service.simulator.app import SimulatorConfig, create_simulator_app
-from otp_service.tenants import Tenants
 
 DEV_TENANT_SETTINGS: Final = TenantSettings(
     brand="Acme",
@@ -56,19 +52,9 @@ class _Server(uvicorn.Server):
 
 
 async def _dev_tenant(settings: Settings) -> tuple[str, str]:
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
-    try:
-        tenants = Tenants(
-            store=TenantStore(redis),
-            key_pepper=derive_key(settings.secret_key.reveal(), "api-key-digest"),
-            clock=SystemClock(),
-            rng=secrets.SystemRandom(),
-            allow_private_webhooks=settings.allow_private_webhooks,
-        )
+    async with tenants_client(settings) as tenants:
         tenant = await tenants.create("Dev tenant", DEV_TENANT_SETTINGS)
         _, key = await tenants.create_key(tenant.id)
-    finally:
-        await redis.aclose()
     return tenant.id, key
 
 

@@ -8,6 +8,7 @@ it opened, in reverse order.
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from otp_service.adapters.redis_optouts import OptOutStore
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.telnyx import TelnyxClient
-from otp_service.clock import Clock
+from otp_service.clock import Clock, SystemClock
 from otp_service.core.derive import derive_key
 from otp_service.core.hashing import Argon2Parameters, CodeHasher
 from otp_service.hashing_pool import HashingPool
@@ -50,6 +51,27 @@ def event_signing_key(settings: Settings) -> SigningKey:
     """The Ed25519 key that signs tenant events: ``OTP_SIGNING_KEY``, else derived."""
     seed = settings.signing_key_seed or derive_key(settings.secret_key.reveal(), "event-signing")
     return SigningKey(seed)
+
+
+def tenants_over(redis: Redis, settings: Settings, *, clock: Clock, rng: random.Random) -> Tenants:
+    """The tenant use cases over a Redis client (the API's, or the CLI's own)."""
+    return Tenants(
+        store=TenantStore(redis),
+        key_pepper=derive_key(settings.secret_key.reveal(), "api-key-digest"),
+        clock=clock,
+        rng=rng,
+        allow_private_webhooks=settings.allow_private_webhooks,
+    )
+
+
+@asynccontextmanager
+async def tenants_client(settings: Settings) -> AsyncIterator[Tenants]:
+    """The tenant use cases on a Redis connection of their own, for the CLI and ``dev``."""
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        yield tenants_over(redis, settings, clock=SystemClock(), rng=secrets.SystemRandom())
+    finally:
+        await redis.aclose()
 
 
 @asynccontextmanager
@@ -95,13 +117,7 @@ async def open_services(
                 metrics=metrics,
                 webhook_url=webhook_url,
             ),
-            tenants=Tenants(
-                store=TenantStore(redis),
-                key_pepper=derive_key(secret, "api-key-digest"),
-                clock=clock,
-                rng=rng,
-                allow_private_webhooks=settings.allow_private_webhooks,
-            ),
+            tenants=tenants_over(redis, settings, clock=clock, rng=rng),
             webhooks=TelnyxWebhooks(
                 store=store,
                 public_key=settings.telnyx_public_key,
