@@ -148,9 +148,18 @@ class ProviderError(OtpError):
 
 
 class ProviderUnavailable(OtpError):
-    """Telnyx could not be reached, timed out or failed on its side."""
+    """Telnyx could not be reached, timed out or failed on its side.
+
+    ``maybe_sent`` is true when the SMS may have left anyway (a timeout after the request
+    was written, a 2xx we could not read): then no other sender is tried, since the user
+    could receive two codes.
+    """
 
     code = "provider_unavailable"
+
+    def __init__(self, detail: str, *, maybe_sent: bool = False) -> None:
+        super().__init__(detail)
+        self.maybe_sent = maybe_sent
 
 
 class StoreUnavailable(OtpError):

@@ -1,14 +1,18 @@
-"""Telnyx webhooks: check the signature, then apply delivery receipts to their messages.
+"""Telnyx webhooks: check the signature, apply delivery receipts, and ask for fallbacks.
 
-Telnyx sends events more than once and out of order. An event id is claimed before it is
-applied and released if applying fails (so Telnyx's retry is not lost); the status update
-itself never moves a message back from a final status, so a replay changes nothing.
+Telnyx sends events more than once and out of order. Applying a receipt never moves a
+message back from a final status, and a fallback is claimed once per failed message by the
+worker, so handling an event twice changes nothing. The event id is remembered only after
+the event was fully handled: a crash half-way leaves Telnyx's retry to finish the job.
+The heavy part (a re-send) is queued, so the handler answers within Telnyx's 2 s.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Final
 
+from otp_service.adapters.redis_queue import FallbackJob, FallbackQueue
 from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.telnyx_webhook import DeliveryEvent, parse_event, verify_signature
 from otp_service.clock import Clock
@@ -16,14 +20,24 @@ from otp_service.metrics import Metrics
 
 log = logging.getLogger("otp_service.receipts")
 
+UNDELIVERED: Final = frozenset({"sending_failed", "delivery_failed", "expired"})
+"""Final statuses after which the next sender is tried."""
+
 
 class TelnyxWebhooks:
     """Handles ``POST /webhooks/telnyx``."""
 
     def __init__(
-        self, *, store: VerificationStore, public_key: bytes, clock: Clock, metrics: Metrics
+        self,
+        *,
+        store: VerificationStore,
+        queue: FallbackQueue,
+        public_key: bytes,
+        clock: Clock,
+        metrics: Metrics,
     ) -> None:
         self._store = store
+        self._queue = queue
         self._public_key = public_key
         self._clock = clock
         self._metrics = metrics
@@ -45,16 +59,23 @@ class TelnyxWebhooks:
         if not isinstance(event, DeliveryEvent):
             self._count("other", "ignored")
             return
-        if not await self._store.claim_event(event.event_id):
+        if await self._store.event_seen(event.event_id):
             self._count(event.event_type, "duplicate")
             return
-        try:
-            outcome = await self._store.apply_receipt(
-                event.message_id, event.status, event.error_codes, self._clock.now_ms()
+        receipt = await self._store.apply_receipt(
+            event.message_id, event.status, event.error_codes, self._clock.now_ms()
+        )
+        if receipt is not None and event.status in UNDELIVERED:
+            await self._queue.enqueue(
+                FallbackJob(
+                    tenant_id=receipt.tenant_id,
+                    verification_id=receipt.verification_id,
+                    message_id=event.message_id,
+                    reason="failed",
+                )
             )
-        except BaseException:
-            await self._store.release_event(event.event_id)
-            raise
+        await self._store.mark_event_seen(event.event_id)
+        outcome = "unknown" if receipt is None else "updated" if receipt.updated else "unchanged"
         log.info("receipt message=%s status=%s outcome=%s", event.message_id, event.status, outcome)
         self._count(event.event_type, outcome)
 

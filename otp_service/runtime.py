@@ -7,6 +7,8 @@ it opened, in reverse order.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import secrets
 from collections.abc import AsyncIterator
@@ -18,12 +20,15 @@ from nacl.signing import SigningKey
 from redis.asyncio import Redis
 
 from otp_service.adapters.redis_optouts import OptOutStore
+from otp_service.adapters.redis_queue import FallbackQueue
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.clock import Clock, SystemClock
 from otp_service.core.derive import derive_key
 from otp_service.core.hashing import Argon2Parameters, CodeHasher
+from otp_service.delivery import Delivery
+from otp_service.fallback import FallbackWorker
 from otp_service.hashing_pool import HashingPool
 from otp_service.idempotency import Idempotency
 from otp_service.metrics import Metrics
@@ -103,23 +108,46 @@ async def open_services(
         settings.hash_threads,
     )
     store = VerificationStore(redis)
-    webhook_url = f"{settings.public_url}/webhooks/telnyx" if settings.public_url else None
+    optouts = OptOutStore(redis)
+    queue = FallbackQueue(redis)
+    delivery = Delivery(
+        store=store,
+        optouts=optouts,
+        telnyx=TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
+        queue=queue,
+        clock=clock,
+        metrics=metrics,
+        webhook_url=f"{settings.public_url}/webhooks/telnyx" if settings.public_url else None,
+    )
+    worker: asyncio.Task[None] | None = None
+    if settings.run_workers:
+        fallback = FallbackWorker(
+            queue=queue,
+            store=store,
+            tenants=TenantStore(redis),
+            delivery=delivery,
+            hashing=hashing,
+            clock=clock,
+            rng=rng,
+            reclaim_idle_ms=int(settings.queue_reclaim_idle_seconds * 1000),
+        )
+        worker = asyncio.create_task(fallback.run(), name="fallback-worker")
     try:
         yield Services(
             redis=redis,
             verifications=Verifications(
                 store=store,
-                optouts=OptOutStore(redis),
-                telnyx=TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
+                optouts=optouts,
+                delivery=delivery,
                 hashing=hashing,
                 clock=clock,
                 rng=rng,
                 metrics=metrics,
-                webhook_url=webhook_url,
             ),
             tenants=tenants_over(redis, settings, clock=clock, rng=rng),
             webhooks=TelnyxWebhooks(
                 store=store,
+                queue=queue,
                 public_key=settings.telnyx_public_key,
                 clock=clock,
                 metrics=metrics,
@@ -130,6 +158,10 @@ async def open_services(
             event_signing_key=event_signing_key(settings),
         )
     finally:
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
         hashing.close()
         await http.aclose()
         await redis.aclose()

@@ -59,6 +59,8 @@ class Settings:
     redis_timeout_seconds: float
     max_body_bytes: int
     log_level: str
+    run_workers: bool
+    queue_reclaim_idle_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,14 @@ ENVIRONMENT: Final = (
     Variable("OTP_REDIS_TIMEOUT_SECONDS", "2", "Time allowed for one Redis command."),
     Variable("OTP_MAX_BODY_BYTES", "16384", "Largest request body accepted."),
     Variable("OTP_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    Variable(
+        "OTP_RUN_WORKERS", "1", "1 runs the fallback worker in this process; 0 serves HTTP only."
+    ),
+    Variable(
+        "OTP_QUEUE_RECLAIM_IDLE_SECONDS",
+        "30",
+        "A fallback job read but not finished for this long (its worker died) is taken over.",
+    ),
 )
 
 
@@ -241,4 +251,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "OTP_MAX_BODY_BYTES", _int_in(1024, 1_048_576), "1024 to 1048576"
         ),
         log_level=_parsed(env, "OTP_LOG_LEVEL", _level, "DEBUG, INFO, WARNING or ERROR"),
+        run_workers=_parsed(env, "OTP_RUN_WORKERS", _bool, "0 or 1"),
+        queue_reclaim_idle_seconds=_parsed(
+            env, "OTP_QUEUE_RECLAIM_IDLE_SECONDS", _positive_float, "seconds, above 0, at most 60"
+        ),
     )

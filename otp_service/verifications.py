@@ -31,24 +31,20 @@ from otp_service.adapters.redis_verifications import (
     PendingSnapshot,
     VerificationStore,
 )
-from otp_service.adapters.telnyx import OutboundSms, SentMessage, TelnyxClient
 from otp_service.clock import Clock
-from otp_service.core import codes, phone, senders, sms
+from otp_service.core import codes, phone, senders
 from otp_service.core.ids import new_id
 from otp_service.core.model import (
-    Message,
-    Sender,
     Tenant,
     Verification,
     VerificationStatus,
 )
 from otp_service.core.policy import effective_status, retry_after_seconds
+from otp_service.delivery import Delivery, opt_out_scope
 from otp_service.errors import (
     DestinationNotAllowed,
     InvalidCodeFormat,
     NotFound,
-    ProviderError,
-    ProviderUnavailable,
     RateLimited,
     RecipientOptedOut,
     VerificationNotPending,
@@ -58,20 +54,11 @@ from otp_service.metrics import Metrics
 
 log = logging.getLogger("otp_service.verifications")
 
-OPTED_OUT: Final = "40300"
-"""Telnyx's code for a recipient who replied STOP on the sending profile."""
-
 _START_TRIES: Final = 3
 _JUDGED: Final = frozenset({VerificationStatus.PENDING, VerificationStatus.MAX_ATTEMPTS_REACHED})
 """Statuses in which a wrong code is still answered 200; any other end came from elsewhere.
 
 A right code is answered 200 only by the one check that approved the verification."""
-
-
-def _opt_out_scope(tenant: Tenant) -> str:
-    """Opt-outs belong to the messaging profile (Telnyx's scope), else to the tenant alone."""
-    profile = tenant.settings.messaging_profile_id
-    return f"profile:{profile}" if profile else f"tenant:{tenant.id}"
 
 
 class StartRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,21 +87,19 @@ class Verifications:
         *,
         store: VerificationStore,
         optouts: OptOutStore,
-        telnyx: TelnyxClient,
+        delivery: Delivery,
         hashing: HashingPool,
         clock: Clock,
         rng: random.Random,
         metrics: Metrics,
-        webhook_url: str | None,
     ) -> None:
         self._store = store
         self._optouts = optouts
-        self._telnyx = telnyx
+        self._delivery = delivery
         self._hashing = hashing
         self._clock = clock
         self._rng = rng
         self._metrics = metrics
-        self._webhook_url = webhook_url
 
     async def start(self, tenant: Tenant, request: StartRequest) -> tuple[Verification, bool]:
         """Start a verification, or resend the number's pending one.
@@ -135,7 +120,7 @@ class Verifications:
         chain = senders.chain_for(settings, number.country)
         if not chain:
             raise DestinationNotAllowed(f"no sender is configured for {number.country}")
-        if await self._optouts.get(_opt_out_scope(tenant), number.e164) is not None:
+        if await self._optouts.get(opt_out_scope(tenant), number.e164) is not None:
             raise RecipientOptedOut("the recipient has opted out of messages from this sender")
 
         now = self._clock.now_ms()
@@ -167,15 +152,12 @@ class Verifications:
                 "too many concurrent starts for this number", retry_after=1, limit="phone_number"
             )
 
-        verification = await self._store.get(tenant.id, result.id)
-        if verification is None:  # the verification vanished between two steps: flushed store
-            raise NotFound("the verification disappeared", "verification_not_found")
         created = isinstance(result, Created)
-        message = await self._send(tenant, verification, chain[0], code, created=created)
-        verification.messages.append(message)
-        if message.id is None and created:
-            verification.status = VerificationStatus.FAILED
-        return verification, created
+        verification = await self.get(tenant, result.id)
+        await self._delivery.send(
+            tenant, verification, code, first_position=0, fail_when_exhausted=created
+        )
+        return await self.get(tenant, result.id), created
 
     def _draft(
         self,
@@ -210,87 +192,6 @@ class Verifications:
             metadata=request.metadata,
         )
 
-    async def _send(
-        self,
-        tenant: Tenant,
-        verification: Verification,
-        sender: Sender,
-        code: str,
-        *,
-        created: bool,
-    ) -> Message:
-        """Send one SMS and record the attempt; a new verification that Telnyx refused fails.
-
-        A refused resend leaves the verification pending: the codes already sent still work.
-        """
-        settings = tenant.settings
-        text = sms.render_text(
-            code,
-            brand=settings.brand or tenant.name,
-            locale=verification.locale,
-            domain=settings.webotp_domain,
-        )
-        outbound = OutboundSms(
-            sender=sender,
-            to=verification.phone_number,
-            text=text,
-            messaging_profile_id=settings.messaging_profile_id,
-            webhook_url=self._webhook_url,
-        )
-        masked = phone.mask(verification.phone_number)
-        failure: ProviderError | ProviderUnavailable | None = None
-        sent: SentMessage | None = None
-        try:
-            sent = await self._telnyx.send(outbound)
-        except (ProviderError, ProviderUnavailable) as exc:
-            failure = exc
-        now = self._clock.now_ms()
-        message = Message(
-            id=sent.id if sent else None,
-            sender_type=sender.type,
-            from_=sender.from_,
-            status=sent.status if sent else "sending_failed",
-            error_codes=list(failure.error_codes) if isinstance(failure, ProviderError) else [],
-            created_at=now,
-            updated_at=now,
-        )
-        await self._store.record_send(
-            verification, message, fail=failure is not None and created, now_ms=now
-        )
-        outcome = (
-            "sent"
-            if failure is None
-            else "rejected"
-            if isinstance(failure, ProviderError)
-            else "unavailable"
-        )
-        self._metrics.otp_sends_total.labels(sender_type=sender.type.value, outcome=outcome).inc()
-        log.info(
-            "send verification=%s to=%s sender=%s outcome=%s",
-            verification.id,
-            masked,
-            sender.type.value,
-            outcome,
-        )
-        if isinstance(failure, ProviderError):
-            if OPTED_OUT in failure.error_codes:
-                await self._optouts.record(
-                    _opt_out_scope(tenant),
-                    verification.phone_number,
-                    OptOut(since=now, source="carrier"),
-                )
-                raise RecipientOptedOut(
-                    "the recipient has opted out of messages from this sender"
-                ) from failure
-            raise ProviderError(
-                "Telnyx refused to send the code",
-                error_codes=failure.error_codes,
-                verification_id=verification.id,
-            ) from failure
-        if failure is not None:
-            raise failure
-        return message
-
     async def opt_out(self, tenant: Tenant, phone_number: str) -> tuple[str, OptOut | None]:
         """Return the number (E.164) and its opt-out from the tenant's messaging profile.
 
@@ -298,7 +199,7 @@ class Verifications:
             InvalidPhoneNumber: a malformed number.
         """
         number = phone.parse_e164(phone_number)
-        return number.e164, await self._optouts.get(_opt_out_scope(tenant), number.e164)
+        return number.e164, await self._optouts.get(opt_out_scope(tenant), number.e164)
 
     async def get(self, tenant: Tenant, verification_id: str) -> Verification:
         """Return one of the tenant's verifications.

@@ -22,12 +22,21 @@ ENDED_RETENTION_MS: Final = 24 * 3600 * 1000
 
 class _StoredMessage(msgspec.Struct, kw_only=True):
     id: str | None
+    position: int
     sender_type: SenderType
     from_: str | None = msgspec.field(name="from")
     status: str
     error_codes: str
     created_at: int
     updated_at: int
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    """Which verification a receipt was about, and whether it changed its message."""
+
+    tenant_id: str
+    verification_id: str
+    updated: bool
 
 
 class PendingSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +104,7 @@ def _decode_messages(raw: str) -> list[Message]:
     return [
         Message(
             id=m.id,
+            position=m.position,
             sender_type=m.sender_type,
             from_=m.from_,
             status=m.status,
@@ -109,6 +119,7 @@ def _decode_messages(raw: str) -> list[Message]:
 def _encode_message(message: Message) -> bytes:
     stored = _StoredMessage(
         id=message.id,
+        position=message.position,
         sender_type=message.sender_type,
         from_=message.from_,
         status=message.status,
@@ -131,6 +142,8 @@ class VerificationStore:
         self._cancel = load_script(redis, "cancel")
         self._message_status = load_script(redis, "message_status")
         self._idempotency_begin = load_script(redis, "idempotency_begin")
+        self._fallback_claim = load_script(redis, "fallback_claim")
+        self._fail = load_script(redis, "fail")
 
     async def pending_snapshot(
         self, tenant_id: str, e164: str, now_ms: int
@@ -322,29 +335,57 @@ class VerificationStore:
 
     async def apply_receipt(
         self, message_id: str, status: str, error_codes: tuple[str, ...], now_ms: int
-    ) -> Literal["updated", "unchanged", "unknown"]:
-        """Apply a Telnyx delivery receipt to the message it is about."""
+    ) -> Receipt | None:
+        """Apply a Telnyx delivery receipt to the message it is about; ``None`` if unknown."""
         async with translated():
             pointer = await self._redis.get(keys.message(message_id))
             if pointer is None:
-                return "unknown"
+                return None
             tenant_id, verification_id = text(pointer).split(" ", 1)
-            reply: Literal["updated", "unchanged", "unknown"] = await self._message_status(
+            reply = await self._message_status(
                 keys=[keys.verification(tenant_id, verification_id)],
                 args=[message_id, status, ",".join(error_codes), now_ms],
             )
-        return reply
+        if reply == "unknown":
+            return None
+        return Receipt(
+            tenant_id=tenant_id, verification_id=verification_id, updated=reply == "updated"
+        )
 
-    async def claim_event(self, event_id: str) -> bool:
-        """Mark a webhook event as being handled; ``False`` when it was seen before."""
+    async def event_seen(self, event_id: str) -> bool:
+        """Tell whether a webhook event was already handled."""
         async with translated():
-            claimed = await self._redis.set(keys.webhook_event(event_id), "1", nx=True, ex=86400)
-        return bool(claimed)
+            return bool(await self._redis.exists(keys.webhook_event(event_id)))
 
-    async def release_event(self, event_id: str) -> None:
-        """Forget an event whose handling failed, so that Telnyx's retry is applied."""
+    async def mark_event_seen(self, event_id: str) -> None:
+        """Remember a handled webhook event for a day, so a duplicate is skipped."""
         async with translated():
-            await self._redis.delete(keys.webhook_event(event_id))
+            await self._redis.set(keys.webhook_event(event_id), "1", ex=86400)
+
+    async def fallback_claim(
+        self,
+        verification: Verification,
+        *,
+        message_id: str,
+        reason: Literal["failed", "silent"],
+        code_hash: str,
+        now_ms: int,
+    ) -> int | None:
+        """Claim the fallback of ``message_id``; return its chain position, ``None`` if moot.
+
+        The claim also keeps ``code_hash``, the hash of the code the fallback SMS carries.
+        """
+        async with translated():
+            position = await self._fallback_claim(
+                keys=[keys.verification(verification.tenant_id, verification.id)],
+                args=[message_id, reason, now_ms, code_hash],
+            )
+        return None if int(position) < 0 else int(position)
+
+    async def fail(self, verification: Verification, now_ms: int) -> None:
+        """End a pending verification as ``failed``."""
+        async with translated():
+            await self._fail(keys=self._keys_of(verification), args=[now_ms, ENDED_RETENTION_MS])
 
     async def idempotency_begin(
         self, tenant_id: str, key: str, fingerprint: str, claim_ms: int

@@ -165,7 +165,9 @@ class TelnyxClient:
 
 
 def _unreachable(exc: httpx.TransportError) -> ProviderUnavailable:
-    return ProviderUnavailable(f"Telnyx could not be reached: {type(exc).__name__}")
+    return ProviderUnavailable(
+        f"Telnyx could not be reached: {type(exc).__name__}", maybe_sent=not never_sent(exc)
+    )
 
 
 def _rate_limit_retry_delay(response: httpx.Response) -> float | None:
@@ -194,7 +196,9 @@ def _sent_or_raise(response: httpx.Response, text: str) -> SentMessage:
         try:
             payload = _sent_decoder.decode(response.content).data
         except msgspec.DecodeError as exc:
-            raise ProviderUnavailable(f"Telnyx answered {status} with an unreadable body") from exc
+            raise ProviderUnavailable(
+                f"Telnyx answered {status} with an unreadable body", maybe_sent=True
+            ) from exc
         first_status = payload.to[0].status if payload.to else None
         return SentMessage(id=payload.id, status=first_status or "queued")
     if status == _HTTP_TOO_MANY_REQUESTS:

@@ -92,9 +92,13 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Message(msgspec.Struct, kw_only=True):
-    """One send attempt; ``id`` is Telnyx's message id, ``None`` when Telnyx refused at once."""
+    """One send attempt; ``id`` is Telnyx's message id, ``None`` when Telnyx refused at once.
+
+    ``position`` is the sender's place in the destination's chain, where a fallback goes on.
+    """
 
     id: str | None
+    position: int
     sender_type: SenderType
     from_: str | None = msgspec.field(name="from")
     status: str

@@ -1,0 +1,194 @@
+"""Getting a code to the phone: walk the destination's sender chain until one sender takes it.
+
+Each attempt is recorded in the verification's ``messages`` before the next one is made.
+How a refusal is met comes from one table (``core.telnyx_errors``): an error another sender
+could avoid moves on to the next sender; an opt-out (40300) stops at once and is recorded,
+so that no other sender of the profile tries either; an error every sender would meet
+stops too. A Telnyx that could not be reached moves on only when the request provably
+never left; after a timeout the SMS may be on its way, and a second sender would send a
+second code. When the chain is used up, the verification fails (for a start or a
+fallback; a refused resend leaves a verification whose earlier codes still work).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from otp_service.adapters.redis_optouts import OptOut, OptOutStore
+from otp_service.adapters.redis_queue import FallbackJob, FallbackQueue
+from otp_service.adapters.redis_verifications import VerificationStore
+from otp_service.adapters.telnyx import OutboundSms, SentMessage, TelnyxClient
+from otp_service.clock import Clock
+from otp_service.core import phone, senders, sms
+from otp_service.core.model import Message, Sender, Tenant, Verification
+from otp_service.core.telnyx_errors import Reaction, reaction_to
+from otp_service.errors import ProviderError, ProviderUnavailable, RecipientOptedOut
+from otp_service.metrics import Metrics
+
+log = logging.getLogger("otp_service.delivery")
+
+
+def opt_out_scope(tenant: Tenant) -> str:
+    """Opt-outs belong to the messaging profile (Telnyx's scope), else to the tenant alone."""
+    profile = tenant.settings.messaging_profile_id
+    return f"profile:{profile}" if profile else f"tenant:{tenant.id}"
+
+
+class Delivery:
+    """Sends a verification's code through its sender chain, recording every attempt."""
+
+    def __init__(
+        self,
+        *,
+        store: VerificationStore,
+        optouts: OptOutStore,
+        telnyx: TelnyxClient,
+        queue: FallbackQueue,
+        clock: Clock,
+        metrics: Metrics,
+        webhook_url: str | None,
+    ) -> None:
+        self._store = store
+        self._optouts = optouts
+        self._telnyx = telnyx
+        self._queue = queue
+        self._clock = clock
+        self._metrics = metrics
+        self._webhook_url = webhook_url
+
+    async def send(
+        self,
+        tenant: Tenant,
+        verification: Verification,
+        code: str,
+        *,
+        first_position: int,
+        fail_when_exhausted: bool,
+    ) -> Message:
+        """Send ``code`` through the chain from ``first_position`` on; return the message sent.
+
+        Raises:
+            RecipientOptedOut: Telnyx answered 40300 (the opt-out is recorded).
+            ProviderError: every remaining sender refused, or one refused for a reason no
+                sender can avoid.
+            ProviderUnavailable: Telnyx could not be reached by any remaining sender, or
+                timed out after the request left (the SMS may still arrive).
+        """
+        chain = senders.chain_for(tenant.settings, verification.country)
+        text = sms.render_text(
+            code,
+            brand=tenant.settings.brand or tenant.name,
+            locale=verification.locale,
+            domain=tenant.settings.webotp_domain,
+        )
+        refused: ProviderError | None = None
+        for position in range(first_position, len(chain)):
+            sender = chain[position]
+            last = position == len(chain) - 1
+            try:
+                sent = await self._telnyx.send(
+                    OutboundSms(
+                        sender=sender,
+                        to=verification.phone_number,
+                        text=text,
+                        messaging_profile_id=tenant.settings.messaging_profile_id,
+                        webhook_url=self._webhook_url,
+                    )
+                )
+            except ProviderError as exc:
+                reaction = reaction_to(exc.error_codes)
+                ends = reaction is not Reaction.NEXT_SENDER or last
+                await self._record(
+                    verification, position, sender, None, exc, fail=ends and fail_when_exhausted
+                )
+                if reaction is Reaction.OPTED_OUT:
+                    await self._opted_out(tenant, verification)
+                    raise RecipientOptedOut(
+                        "the recipient has opted out of messages from this sender"
+                    ) from exc
+                refused = ProviderError(
+                    "Telnyx refused to send the code",
+                    error_codes=exc.error_codes,
+                    verification_id=verification.id,
+                )
+                if ends:
+                    raise refused from exc
+            except ProviderUnavailable as exc:
+                ends = exc.maybe_sent or last
+                fail = ends and fail_when_exhausted and not exc.maybe_sent
+                await self._record(verification, position, sender, None, exc, fail=fail)
+                if ends:
+                    raise ProviderUnavailable(exc.detail, maybe_sent=exc.maybe_sent) from exc
+            else:
+                return await self._sent(tenant, verification, position, sender, sent)
+        if fail_when_exhausted:
+            await self._store.fail(verification, self._clock.now_ms())
+        raise refused or ProviderError("no sender is left to try", verification_id=verification.id)
+
+    async def _sent(
+        self,
+        tenant: Tenant,
+        verification: Verification,
+        position: int,
+        sender: Sender,
+        sent: SentMessage,
+    ) -> Message:
+        message = await self._record(verification, position, sender, sent, None, fail=False)
+        timeout = tenant.settings.delivery_timeout_seconds
+        if timeout is not None:
+            job = FallbackJob(
+                tenant_id=tenant.id,
+                verification_id=verification.id,
+                message_id=sent.id,
+                reason="silent",
+            )
+            await self._queue.schedule(job, message.created_at + timeout * 1000)
+        return message
+
+    async def _record(
+        self,
+        verification: Verification,
+        position: int,
+        sender: Sender,
+        sent: SentMessage | None,
+        failure: ProviderError | ProviderUnavailable | None,
+        *,
+        fail: bool,
+    ) -> Message:
+        now = self._clock.now_ms()
+        message = Message(
+            id=sent.id if sent else None,
+            position=position,
+            sender_type=sender.type,
+            from_=sender.from_,
+            status=sent.status if sent else "sending_failed",
+            error_codes=list(failure.error_codes) if isinstance(failure, ProviderError) else [],
+            created_at=now,
+            updated_at=now,
+        )
+        await self._store.record_send(verification, message, fail=fail, now_ms=now)
+        outcome = (
+            "sent"
+            if failure is None
+            else "rejected"
+            if isinstance(failure, ProviderError)
+            else "unavailable"
+        )
+        self._metrics.otp_sends_total.labels(sender_type=sender.type.value, outcome=outcome).inc()
+        log.info(
+            "send verification=%s to=%s sender=%s position=%d outcome=%s codes=%s",
+            verification.id,
+            phone.mask(verification.phone_number),
+            sender.type.value,
+            position,
+            outcome,
+            ",".join(message.error_codes),
+        )
+        return message
+
+    async def _opted_out(self, tenant: Tenant, verification: Verification) -> None:
+        await self._optouts.record(
+            opt_out_scope(tenant),
+            verification.phone_number,
+            OptOut(since=self._clock.now_ms(), source="carrier"),
+        )
