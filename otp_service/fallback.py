@@ -6,7 +6,9 @@ so a restart between the webhook and the re-send loses nothing: the next worker 
 job, or claims it from the stream's pending list once it has sat idle. Each fallback
 carries a new code (hashes only are stored, so the first code cannot be sent again) and
 every earlier code keeps working. A job for a message that is no longer the latest, or a
-verification no longer pending, does nothing, which makes duplicate jobs harmless.
+verification no longer pending, does nothing, which makes duplicate jobs harmless. Only a
+reported failure can end a verification as ``failed``: silence cannot, since some carriers
+never send receipts and the SMS may have arrived.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.clock import Clock
 from otp_service.core.codes import generate_code
 from otp_service.core.model import VerificationStatus
+from otp_service.core.senders import chain_for
 from otp_service.delivery import Delivery
 from otp_service.errors import OtpError, StoreUnavailable
 from otp_service.hashing_pool import HashingPool
@@ -110,6 +113,11 @@ class FallbackWorker:
         verification = await self._store.get(job.tenant_id, job.verification_id)
         if verification is None or verification.status is not VerificationStatus.PENDING:
             return
+        silent = job.reason == "silent"
+        chain = chain_for(tenant.settings, verification.country)
+        latest = verification.messages[-1] if verification.messages else None
+        if silent and (latest is None or latest.position + 1 >= len(chain)):
+            return  # silence with no sender left: the SMS may well have arrived
         code = generate_code(self._rng, verification.code_length)
         code_hash = await self._hashing.hash(verification.id, code)
         position = await self._store.fallback_claim(
@@ -133,7 +141,7 @@ class FallbackWorker:
                 verification,
                 code,
                 first_position=position + 1,
-                fail_when_exhausted=True,
+                fail_when_exhausted=not silent,
             )
         except OtpError as exc:
             if isinstance(exc, StoreUnavailable):

@@ -89,8 +89,8 @@ _numbers = random.Random(os.getpid())  # noqa: S311  (test data, not secrets)
 
 def fresh_number(region: str = "GB") -> str:
     """A valid mobile number no other test uses (random, checked by libphonenumber)."""
-    prefixes = {"GB": "+447400", "FR": "+33612", "US": "+1415555"}
-    digits = {"GB": 6, "FR": 6, "US": 4}
+    prefixes = {"GB": "+447400", "FR": "+33612", "US": "+1415555", "DE": "+49151"}
+    digits = {"GB": 6, "FR": 6, "US": 4, "DE": 8}
     while True:
         tail = "".join(str(_numbers.randrange(10)) for _ in range(digits[region]))
         candidate = prefixes[region] + tail
