@@ -23,6 +23,7 @@ from otp_service.core import phone, senders, sms
 from otp_service.core.model import Message, Sender, Tenant, Verification
 from otp_service.core.telnyx_errors import Reaction, reaction_to
 from otp_service.errors import ProviderError, ProviderUnavailable, RecipientOptedOut
+from otp_service.events import TenantEvents
 from otp_service.metrics import Metrics
 
 log = logging.getLogger("otp_service.delivery")
@@ -44,10 +45,12 @@ class Delivery:
         optouts: OptOutStore,
         telnyx: TelnyxClient,
         queue: FallbackQueue,
+        events: TenantEvents,
         clock: Clock,
         metrics: Metrics,
         webhook_url: str | None,
     ) -> None:
+        self._events = events
         self._store = store
         self._optouts = optouts
         self._telnyx = telnyx
@@ -99,7 +102,13 @@ class Delivery:
                 reaction = reaction_to(exc.error_codes)
                 ends = reaction is not Reaction.NEXT_SENDER or last
                 await self._record(
-                    verification, position, sender, None, exc, fail=ends and fail_when_exhausted
+                    tenant,
+                    verification,
+                    position=position,
+                    sender=sender,
+                    sent=None,
+                    failure=exc,
+                    fail=ends and fail_when_exhausted,
                 )
                 if reaction is Reaction.OPTED_OUT:
                     await self._opted_out(tenant, verification)
@@ -116,13 +125,21 @@ class Delivery:
             except ProviderUnavailable as exc:
                 ends = exc.maybe_sent or last
                 fail = ends and fail_when_exhausted and not exc.maybe_sent
-                await self._record(verification, position, sender, None, exc, fail=fail)
+                await self._record(
+                    tenant,
+                    verification,
+                    position=position,
+                    sender=sender,
+                    sent=None,
+                    failure=exc,
+                    fail=fail,
+                )
                 if ends:
                     raise ProviderUnavailable(exc.detail, maybe_sent=exc.maybe_sent) from exc
             else:
                 return await self._sent(tenant, verification, position, sender, sent)
-        if fail_when_exhausted:
-            await self._store.fail(verification, self._clock.now_ms())
+        if fail_when_exhausted and await self._store.fail(verification, self._clock.now_ms()):
+            await self._report_failed(tenant, verification)
         raise refused or ProviderError("no sender is left to try", verification_id=verification.id)
 
     async def _sent(
@@ -133,7 +150,15 @@ class Delivery:
         sender: Sender,
         sent: SentMessage,
     ) -> Message:
-        message = await self._record(verification, position, sender, sent, None, fail=False)
+        message = await self._record(
+            tenant,
+            verification,
+            position=position,
+            sender=sender,
+            sent=sent,
+            failure=None,
+            fail=False,
+        )
         timeout = tenant.settings.delivery_timeout_seconds
         if timeout is not None:
             job = FallbackJob(
@@ -147,12 +172,13 @@ class Delivery:
 
     async def _record(
         self,
+        tenant: Tenant,
         verification: Verification,
+        *,
         position: int,
         sender: Sender,
         sent: SentMessage | None,
         failure: ProviderError | ProviderUnavailable | None,
-        *,
         fail: bool,
     ) -> Message:
         now = self._clock.now_ms()
@@ -166,7 +192,8 @@ class Delivery:
             created_at=now,
             updated_at=now,
         )
-        await self._store.record_send(verification, message, fail=fail, now_ms=now)
+        if await self._store.record_send(verification, message, fail=fail, now_ms=now):
+            await self._report_failed(tenant, verification)
         outcome = (
             "sent"
             if failure is None
@@ -185,6 +212,11 @@ class Delivery:
             ",".join(message.error_codes),
         )
         return message
+
+    async def _report_failed(self, tenant: Tenant, verification: Verification) -> None:
+        failed = await self._store.get(tenant.id, verification.id)
+        if failed is not None:
+            await self._events.emit(tenant, "verification.failed", failed)
 
     async def _opted_out(self, tenant: Tenant, verification: Verification) -> None:
         await self._optouts.record(

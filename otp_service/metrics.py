@@ -92,6 +92,12 @@ class Metrics:
             ("outcome",),
             registry=self.registry,
         )
+        self.otp_events_total = Counter(
+            "otp_events_total",
+            "Tenant event delivery attempts, by event type and outcome.",
+            ("type", "outcome"),
+            registry=self.registry,
+        )
         self.otp_webhooks_total = Counter(
             "otp_webhooks_total",
             "Telnyx webhooks received, by event type and outcome.",

@@ -19,6 +19,8 @@ import httpx
 from nacl.signing import SigningKey
 from redis.asyncio import Redis
 
+from otp_service.adapters.event_poster import EventPoster
+from otp_service.adapters.redis_events import EventOutbox
 from otp_service.adapters.redis_optouts import OptOutStore
 from otp_service.adapters.redis_queue import FallbackQueue
 from otp_service.adapters.redis_tenants import TenantStore
@@ -28,6 +30,7 @@ from otp_service.clock import Clock, SystemClock
 from otp_service.core.derive import derive_key
 from otp_service.core.hashing import Argon2Parameters, CodeHasher
 from otp_service.delivery import Delivery
+from otp_service.events import EventWorker, TenantEvents
 from otp_service.fallback import FallbackWorker
 from otp_service.hashing_pool import HashingPool
 from otp_service.idempotency import Idempotency
@@ -96,6 +99,11 @@ async def open_services(
         timeout=httpx.Timeout(settings.telnyx_timeout_seconds, connect=1.5),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
+    events_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(5.0, connect=2.0),
+        follow_redirects=False,
+        trust_env=False,
+    )
     hashing = HashingPool(
         CodeHasher(
             derive_key(secret, "code-pepper"),
@@ -110,16 +118,20 @@ async def open_services(
     store = VerificationStore(redis)
     optouts = OptOutStore(redis)
     queue = FallbackQueue(redis)
+    outbox = EventOutbox(redis)
+    events = TenantEvents(outbox=outbox, clock=clock, rng=rng)
+    signing_key = event_signing_key(settings)
     delivery = Delivery(
         store=store,
         optouts=optouts,
         telnyx=TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
         queue=queue,
+        events=events,
         clock=clock,
         metrics=metrics,
         webhook_url=f"{settings.public_url}/webhooks/telnyx" if settings.public_url else None,
     )
-    worker: asyncio.Task[None] | None = None
+    workers: list[asyncio.Task[None]] = []
     if settings.run_workers:
         fallback = FallbackWorker(
             queue=queue,
@@ -131,7 +143,21 @@ async def open_services(
             rng=rng,
             reclaim_idle_ms=int(settings.queue_reclaim_idle_seconds * 1000),
         )
-        worker = asyncio.create_task(fallback.run(), name="fallback-worker")
+        event_worker = EventWorker(
+            outbox=outbox,
+            store=store,
+            tenants=TenantStore(redis),
+            events=events,
+            poster=EventPoster(
+                events_http, key=signing_key, allow_private=settings.allow_private_webhooks
+            ),
+            clock=clock,
+            metrics=metrics,
+        )
+        workers = [
+            asyncio.create_task(fallback.run(), name="fallback-worker"),
+            asyncio.create_task(event_worker.run(), name="event-worker"),
+        ]
     try:
         yield Services(
             redis=redis,
@@ -139,6 +165,7 @@ async def open_services(
                 store=store,
                 optouts=optouts,
                 delivery=delivery,
+                events=events,
                 hashing=hashing,
                 clock=clock,
                 rng=rng,
@@ -148,6 +175,7 @@ async def open_services(
             webhooks=TelnyxWebhooks(
                 store=store,
                 queue=queue,
+                optouts=optouts,
                 public_key=settings.telnyx_public_key,
                 clock=clock,
                 metrics=metrics,
@@ -155,13 +183,15 @@ async def open_services(
             idempotency=Idempotency(store),
             metrics=metrics,
             admin_token=settings.admin_token.reveal().encode(),
-            event_signing_key=event_signing_key(settings),
+            event_signing_key=signing_key,
         )
     finally:
-        if worker is not None:
+        for worker in workers:
             worker.cancel()
+        for worker in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         hashing.close()
+        await events_http.aclose()
         await http.aclose()
         await redis.aclose()

@@ -8,18 +8,16 @@ a scan with a slow hash.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import ipaddress
 import random
 import re
-import socket
 from typing import Final
 
 import msgspec
 
+from otp_service.adapters.dns import resolve
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.clock import Clock
 from otp_service.core.ids import new_id
@@ -37,21 +35,6 @@ def _validation_field(message: str) -> str:
     """The settings field a msgspec error names (``... - at `$.code_length```)."""
     match = _AT_PATH.search(message)
     return f"settings.{match.group(1)}" if match else "settings"
-
-
-async def _resolve(host: str) -> list[str]:
-    """The addresses ``host`` resolves to (none when it does not resolve)."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return [host]
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-    except OSError:
-        return []
-    return [str(info[4][0]) for info in infos]
 
 
 class Tenants:
@@ -78,7 +61,7 @@ class Tenants:
         url = settings.events_webhook_url
         if url is not None:
             parsed = parse_event_url(url)
-            addresses = await _resolve(parsed[1]) if parsed and not self._allow_private else []
+            addresses = await resolve(parsed[1]) if parsed and not self._allow_private else []
             problem = event_url_problem(url, addresses, allow_private=self._allow_private)
             if problem is not None:
                 problems.append({"field": "settings.events_webhook_url", "message": problem})

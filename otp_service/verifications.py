@@ -49,6 +49,7 @@ from otp_service.errors import (
     RecipientOptedOut,
     VerificationNotPending,
 )
+from otp_service.events import TenantEvents
 from otp_service.hashing_pool import HashingPool
 from otp_service.metrics import Metrics
 
@@ -88,6 +89,7 @@ class Verifications:
         store: VerificationStore,
         optouts: OptOutStore,
         delivery: Delivery,
+        events: TenantEvents,
         hashing: HashingPool,
         clock: Clock,
         rng: random.Random,
@@ -96,6 +98,7 @@ class Verifications:
         self._store = store
         self._optouts = optouts
         self._delivery = delivery
+        self._events = events
         self._hashing = hashing
         self._clock = clock
         self._rng = rng
@@ -154,6 +157,9 @@ class Verifications:
 
         created = isinstance(result, Created)
         verification = await self.get(tenant, result.id)
+        if created:
+            await self._events.schedule_expiry(verification)
+            await self._events.emit(tenant, "verification.created", verification)
         await self._delivery.send(
             tenant, verification, code, first_position=0, fail_when_exhausted=created
         )
@@ -250,6 +256,9 @@ class Verifications:
         if finished.status is VerificationStatus.MAX_ATTEMPTS_REACHED:
             outcome = "max_attempts_reached"
         self._metrics.otp_checks_total.labels(outcome=outcome).inc()
+        if finished.ended_now and tenant.settings.events_webhook_url is not None:
+            ended = await self.get(tenant, verification.id)
+            await self._events.emit(tenant, f"verification.{finished.status.value}", ended)
         return CheckResult(
             id=verification.id,
             status=finished.status,
@@ -284,7 +293,9 @@ class Verifications:
         canceled, status = outcome
         if not canceled:
             raise self._not_pending(status)
-        return await self.get(tenant, verification_id)
+        canceled_verification = await self.get(tenant, verification_id)
+        await self._events.emit(tenant, "verification.canceled", canceled_verification)
+        return canceled_verification
 
     @staticmethod
     def _not_pending(status: VerificationStatus) -> VerificationNotPending:

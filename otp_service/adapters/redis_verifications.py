@@ -144,6 +144,7 @@ class VerificationStore:
         self._idempotency_begin = load_script(redis, "idempotency_begin")
         self._fallback_claim = load_script(redis, "fallback_claim")
         self._fail = load_script(redis, "fail")
+        self._expire = load_script(redis, "expire")
 
     async def pending_snapshot(
         self, tenant_id: str, e164: str, now_ms: int
@@ -251,8 +252,10 @@ class VerificationStore:
 
     async def record_send(
         self, verification: Verification, message: Message, *, fail: bool, now_ms: int
-    ) -> None:
+    ) -> bool:
         """Append a send attempt; ``fail`` ends the verification as ``failed``.
+
+        Returns whether this call ended it.
 
         The pointer from Telnyx's message id is written first, so a delivery receipt that
         arrives before this append still finds its verification.
@@ -264,13 +267,11 @@ class VerificationStore:
                     f"{verification.tenant_id} {verification.id}",
                     px=verification.expires_at - now_ms + ENDED_RETENTION_MS,
                 )
-            await self._record_send(
-                keys=[
-                    keys.verification(verification.tenant_id, verification.id),
-                    keys.pending(verification.tenant_id, verification.phone_number),
-                ],
+            reply = await self._record_send(
+                keys=self._keys_of(verification),
                 args=[_encode_message(message), "1" if fail else "0", now_ms, ENDED_RETENTION_MS],
             )
+        return bool(reply == "ended")
 
     async def check_begin(
         self, verification: Verification, now_ms: int
@@ -278,7 +279,7 @@ class VerificationStore:
         """Take one check attempt; ``None`` when the verification is gone."""
         async with translated():
             reply = await self._check_begin(
-                keys=self._keys_of(verification), args=[now_ms, ENDED_RETENTION_MS]
+                keys=[keys.verification(verification.tenant_id, verification.id)], args=[now_ms]
             )
         match reply:
             case ["ok", attempts, max_attempts, hashes]:
@@ -382,10 +383,22 @@ class VerificationStore:
             )
         return None if int(position) < 0 else int(position)
 
-    async def fail(self, verification: Verification, now_ms: int) -> None:
-        """End a pending verification as ``failed``."""
+    async def expire(self, tenant_id: str, verification_id: str, e164: str, now_ms: int) -> bool:
+        """Record a due expiry; ``True`` when this call ended the verification."""
         async with translated():
-            await self._fail(keys=self._keys_of(verification), args=[now_ms, ENDED_RETENTION_MS])
+            expired = await self._expire(
+                keys=[keys.verification(tenant_id, verification_id), keys.pending(tenant_id, e164)],
+                args=[now_ms, ENDED_RETENTION_MS],
+            )
+        return int(expired) == 1
+
+    async def fail(self, verification: Verification, now_ms: int) -> bool:
+        """End a pending verification as ``failed``; return whether this call ended it."""
+        async with translated():
+            ended = await self._fail(
+                keys=self._keys_of(verification), args=[now_ms, ENDED_RETENTION_MS]
+            )
+        return int(ended) == 1
 
     async def idempotency_begin(
         self, tenant_id: str, key: str, fingerprint: str, claim_ms: int

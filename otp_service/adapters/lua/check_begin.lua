@@ -2,20 +2,16 @@
 -- that concurrent wrong guesses can never use more than max_check_attempts. argon2 cannot
 -- run in Lua; the caller compares the code against the returned hashes, then runs
 -- check_finish.lua.
--- KEYS[1] verification  KEYS[2] pending index of its phone number
--- ARGV[1] now_ms  ARGV[2] how long an ended verification stays readable, ms
+-- A verification past its expiry is refused; expire.lua, run by the worker, records it.
+-- KEYS[1] verification
+-- ARGV[1] now_ms
 -- returns {'missing'} | {'ended', status} | {'exhausted', attempts, max}
 --       | {'ok', attempts (this one included), max, hashes JSON}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local now = tonumber(ARGV[1])
-local v = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'check_attempts', 'max_check_attempts', 'hashes', 'id')
+local v = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'check_attempts', 'max_check_attempts', 'hashes')
 local status, expires, attempts, max = v[1], tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
-if status == 'pending' and now >= expires then
-  redis.call('HSET', KEYS[1], 'status', 'expired', 'ended_at', expires)
-  redis.call('PEXPIREAT', KEYS[1], expires + tonumber(ARGV[2]))
-  if redis.call('GET', KEYS[2]) == v[6] then redis.call('DEL', KEYS[2]) end
-  return {'ended', 'expired'}
-end
+if status == 'pending' and now >= expires then return {'ended', 'expired'} end
 if status ~= 'pending' then return {'ended', status} end
 if attempts >= max then return {'exhausted', attempts, max} end
 redis.call('HSET', KEYS[1], 'check_attempts', attempts + 1)
