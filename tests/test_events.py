@@ -1,0 +1,259 @@
+"""Tenant events: every verification change reaches the tenant, signed, at least once."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar, Request, Response, post
+from nacl.signing import VerifyKey
+
+from otp_service.app import create_app
+from otp_service.devredis import PrivateRedis
+from tests.conftest import (
+    ADMIN_TOKEN,
+    MakeTenant,
+    MovableClock,
+    Simulator,
+    TenantHandle,
+    fresh_number,
+    sent_codes,
+    service_settings,
+)
+from tests.servers import Factory, serve
+
+
+@dataclass
+class Receiver:
+    """A tenant's event endpoint: records what arrives; can be down or hold requests."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    down: bool = False
+    hold: threading.Event = field(default_factory=threading.Event)
+    refused: int = 0
+
+    def app(self) -> Litestar:
+        @post("/events", status_code=200)
+        async def take(request: Request[Any, Any, Any]) -> Response[str]:
+            body = await request.body()
+            while not self.hold.is_set():
+                await asyncio.sleep(0.01)
+            if self.down:
+                self.refused += 1
+                return Response("down", status_code=503)
+            self.raw.append((dict(request.headers), body))
+            self.events.append(json.loads(body))
+            return Response("ok")
+
+        return Litestar([take])
+
+    def of_type(self, event_type: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == event_type]
+
+
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[tuple[Receiver, str]]:
+    receiver = Receiver()
+    receiver.hold.set()
+    with serve(receiver.app()) as url:
+        yield receiver, f"{url}/events"
+
+
+@pytest.fixture
+def receiver(receiver_server: tuple[Receiver, str]) -> Iterator[Receiver]:
+    """The receiver, emptied and up for this test."""
+    found, _ = receiver_server
+    found.events.clear()
+    found.raw.clear()
+    found.down = False
+    found.refused = 0
+    found.hold.set()
+    yield found
+    found.hold.set()
+    found.down = False
+
+
+@pytest.fixture
+async def subscriber(
+    make_tenant: MakeTenant, receiver_server: tuple[Receiver, str]
+) -> TenantHandle:
+    """A tenant whose events go to the receiver."""
+    return await make_tenant(events_webhook_url=receiver_server[1])
+
+
+async def arrives(receiver: Receiver, event_type: str, verification_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for event in receiver.of_type(event_type):
+            if event["data"]["id"] == verification_id:
+                return event
+        await asyncio.sleep(0.05)
+    pytest.fail(f"no {event_type} event for {verification_id}")
+
+
+async def start(tenant: TenantHandle, number: str) -> dict[str, Any]:
+    response = await tenant.client.post("/v1/verifications", json={"phone_number": number})
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_every_event_is_signed_with_the_published_key(
+    subscriber: TenantHandle, receiver: Receiver
+) -> None:
+    """A created event verifies with pynacl against GET /v1/webhook-public-key."""
+    verification = await start(subscriber, fresh_number())
+    event = await arrives(receiver, "verification.created", verification["id"])
+    assert event["id"].startswith("evt_")
+    assert event["data"]["status"] == "pending"
+    assert event["created_at"].endswith("Z")
+    key = (await subscriber.client.get("/v1/webhook-public-key")).json()["public_key"]
+    headers, body = next((h, b) for h, b in receiver.raw if json.loads(b)["id"] == event["id"])
+    timestamp, signature = headers["otp-timestamp"], headers["otp-signature-ed25519"]
+    assert abs(int(timestamp) - time.time()) < 60
+    VerifyKey(base64.b64decode(key)).verify(
+        timestamp.encode() + b"|" + body, base64.b64decode(signature)
+    )
+
+
+async def test_approved_canceled_and_max_attempts_reached_are_reported(
+    subscriber: TenantHandle, receiver: Receiver, sim: httpx.AsyncClient
+) -> None:
+    """Each way a verification ends by a call sends its event with the ended verification."""
+    number = fresh_number()
+    approved = await start(subscriber, number)
+    [code] = await sent_codes(sim, number)
+    await subscriber.client.post(f"/v1/verifications/{approved['id']}/check", json={"code": code})
+    assert (await arrives(receiver, "verification.approved", approved["id"]))["data"][
+        "status"
+    ] == "approved"
+
+    canceled = await start(subscriber, fresh_number())
+    await subscriber.client.post(f"/v1/verifications/{canceled['id']}/cancel")
+    await arrives(receiver, "verification.canceled", canceled["id"])
+
+    number = fresh_number()
+    maxed = await start(subscriber, number)
+    [code] = await sent_codes(sim, number)
+    wrong = "".join(str((int(c) + 1) % 10) for c in code)
+    for _ in range(5):
+        await subscriber.client.post(f"/v1/verifications/{maxed['id']}/check", json={"code": wrong})
+    event = await arrives(receiver, "verification.max_attempts_reached", maxed["id"])
+    assert event["data"]["check_attempts"] == 5
+
+
+async def test_expiry_is_reported_without_any_call(
+    subscriber: TenantHandle, receiver: Receiver, clock: MovableClock
+) -> None:
+    """Past its TTL, a verification nobody touched is reported expired."""
+    verification = await start(subscriber, fresh_number())
+    clock.advance(601)
+    event = await arrives(receiver, "verification.expired", verification["id"])
+    assert event["data"]["status"] == "expired"
+    read = await subscriber.client.get(f"/v1/verifications/{verification['id']}")
+    assert read.json()["status"] == "expired"
+
+
+async def test_a_failed_verification_is_reported(
+    subscriber: TenantHandle, receiver: Receiver, sim: httpx.AsyncClient
+) -> None:
+    """When every sender refuses, a failed event follows the created one."""
+    number = fresh_number()
+    await sim.post(
+        "/_sim/behaviours", json={"to": number, "action": "reject", "error_code": "40310"}
+    )
+    response = await subscriber.client.post("/v1/verifications", json={"phone_number": number})
+    verification_id = response.json()["verification_id"]
+    event = await arrives(receiver, "verification.failed", verification_id)
+    assert event["data"]["messages"][0]["error_codes"] == ["40310"]
+    await arrives(receiver, "verification.created", verification_id)
+
+
+async def test_tenants_without_an_events_url_get_nothing(
+    tenant: TenantHandle, receiver: Receiver
+) -> None:
+    """A tenant that set no events_webhook_url causes no event."""
+    await start(tenant, fresh_number())
+    await asyncio.sleep(0.5)
+    assert receiver.events == []
+
+
+async def test_the_api_answers_while_the_receiver_is_stuck(
+    subscriber: TenantHandle, receiver: Receiver
+) -> None:
+    """A receiver that does not answer never holds up the API."""
+    receiver.hold.clear()
+    verification = await start(subscriber, fresh_number())
+    assert verification["status"] == "pending"
+    assert receiver.events == []
+    receiver.hold.set()
+    await arrives(receiver, "verification.created", verification["id"])
+
+
+async def test_events_are_retried_while_the_receiver_is_down(
+    subscriber: TenantHandle, receiver: Receiver, clock: MovableClock
+) -> None:
+    """Refused deliveries are retried with backoff and arrive once the receiver is back."""
+    receiver.down = True
+    verification = await start(subscriber, fresh_number())
+    deadline = time.monotonic() + 10
+    while receiver.refused < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert receiver.refused >= 1
+    clock.advance(6)
+    while receiver.refused < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert receiver.refused >= 2
+    receiver.down = False
+    clock.advance(11)
+    await arrives(receiver, "verification.created", verification["id"])
+
+
+@contextmanager
+def service_on(redis_url: str, simulator: Simulator, **environ: str) -> Iterator[str]:
+    def build(base_url: str) -> Any:
+        settings = service_settings(redis_url, simulator, OTP_PUBLIC_URL=base_url, **environ)
+        return create_app(settings)
+
+    with serve(Factory(build)) as url:
+        yield url
+
+
+async def test_events_queued_before_a_restart_are_delivered_after_it(
+    simulator: Simulator, receiver_server: tuple[Receiver, str], receiver: Receiver
+) -> None:
+    """Events emitted by a service that stops before sending them are sent by the next one."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with PrivateRedis() as redis:
+        with service_on(redis.url, simulator, OTP_RUN_WORKERS="0") as url:
+            async with httpx.AsyncClient(base_url=url, headers=admin) as client:
+                tenant = await client.post(
+                    "/admin/tenants",
+                    json={
+                        "name": "Restarted",
+                        "settings": {
+                            "events_webhook_url": receiver_server[1],
+                            "senders": {"default": [{"type": "long_code", "from": "+13125550100"}]},
+                        },
+                    },
+                )
+                key = (await client.post(f"/admin/tenants/{tenant.json()['id']}/api-keys")).json()[
+                    "key"
+                ]
+                client.headers["Authorization"] = f"Bearer {key}"
+                started = await client.post(
+                    "/v1/verifications", json={"phone_number": fresh_number()}
+                )
+            await asyncio.sleep(0.3)
+            assert receiver.events == []
+        with service_on(redis.url, simulator):
+            await arrives(receiver, "verification.created", started.json()["id"])
