@@ -63,6 +63,8 @@ class Metrics:
         otp_checks_total: code checks by ``outcome`` (``approved``, ``wrong_code``,
             ``not_pending``, ``max_attempts_reached``, ...).
         otp_webhooks_total: Telnyx webhooks by ``event_type`` and ``outcome``.
+        otp_events_total: tenant event delivery attempts by ``type`` and ``outcome``
+            (``delivered``, ``retried``, ``dropped``).
     """
 
     def __init__(self) -> None:
