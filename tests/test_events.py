@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -257,3 +258,20 @@ async def test_events_queued_before_a_restart_are_delivered_after_it(
             assert receiver.events == []
         with service_on(redis.url, simulator):
             await arrives(receiver, "verification.created", started.json()["id"])
+
+
+async def test_the_readme_snippet_verifies_a_real_event(
+    subscriber: TenantHandle, receiver: Receiver
+) -> None:
+    """The README's few lines of Python accept a real event and refuse a tampered one."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Tenant events", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    key = (await subscriber.client.get("/v1/webhook-public-key")).json()["public_key"]
+    namespace: dict[str, Any] = {}
+    exec(snippet.replace("…from GET /v1/webhook-public-key…", key), namespace)  # noqa: S102
+    verification = await start(subscriber, fresh_number())
+    event = await arrives(receiver, "verification.created", verification["id"])
+    headers, body = next((h, b) for h, b in receiver.raw if json.loads(b)["id"] == event["id"])
+    assert namespace["is_genuine"](headers, body) is True
+    assert namespace["is_genuine"](headers, body.replace(b"pending", b"approved")) is False
