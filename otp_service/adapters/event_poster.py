@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -33,10 +34,18 @@ def signature_headers(key: SigningKey, body: bytes, timestamp: int) -> dict[str,
 class EventPoster:
     """Posts event bodies to tenants' URLs over an injected ``httpx.AsyncClient``."""
 
-    def __init__(self, http: httpx.AsyncClient, *, key: SigningKey, allow_private: bool) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        key: SigningKey,
+        allow_private: bool,
+        resolver: Callable[[str], Awaitable[list[str]]] = resolve,
+    ) -> None:
         self._http = http
         self._key = key
         self._allow_private = allow_private
+        self._resolve = resolver
 
     async def post(self, url: str, body: bytes, timestamp: int) -> bool:
         """Post one event; ``True`` when the receiver answered 2xx."""
@@ -45,7 +54,7 @@ class EventPoster:
         extensions: dict[str, str] = {}
         if not self._allow_private:
             parsed = parse_event_url(url)
-            addresses = await resolve(parsed[1]) if parsed else []
+            addresses = await self._resolve(parsed[1]) if parsed else []
             problem = event_url_problem(url, addresses, allow_private=False)
             if problem is not None or parsed is None:
                 log.warning("event not sent: the URL %s", problem)
