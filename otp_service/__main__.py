@@ -2,6 +2,7 @@
 
 ``tenants`` and ``keys`` do what the admin API does, straight against Redis, with the same
 settings as ``serve`` (so an operator can bootstrap the first tenant without the API).
+``optouts sync`` imports Telnyx's opt-out list into Redis with those settings too.
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import httpx
 import msgspec
 import uvicorn
+from redis.asyncio import Redis
 
+from otp_service.adapters.redis_optouts import OptOutStore
+from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.api.schemas import rfc3339, tenant_out
 from otp_service.app import create_app
+from otp_service.clock import SystemClock
 from otp_service.core.model import TenantSettings
 from otp_service.errors import InvalidInput, OtpError
 from otp_service.log import configure_logging
+from otp_service.optout_import import MAX_PAGE_SIZE, import_opt_outs
 from otp_service.runtime import tenants_client
 from otp_service.settings import Settings, SettingsError, load_settings
 from otp_service.simulator.app import SimulatorConfig, run_simulator
@@ -75,7 +82,31 @@ def _parser() -> argparse.ArgumentParser:
     key_revoke = key_commands.add_parser("revoke", help="revoke a key at once")
     key_revoke.add_argument("tenant_id")
     key_revoke.add_argument("key_id")
+
+    optouts = commands.add_parser("optouts", help="import Telnyx's opt-out list")
+    optout_commands = optouts.add_subparsers(dest="action", required=True)
+    sync = optout_commands.add_parser(
+        "sync", help="record every opt-out Telnyx lists (source: import)"
+    )
+    sync.add_argument("--messaging-profile-id", default=None, help="only this profile's")
+    sync.add_argument(
+        "--page-size",
+        type=_page_size,
+        default=MAX_PAGE_SIZE,
+        help=f"opt-outs per request, 1 to {MAX_PAGE_SIZE} (default: {MAX_PAGE_SIZE})",
+    )
     return parser
+
+
+def _page_size(value: str) -> int:
+    """Refuse a size Telnyx would answer 400 to, before anything is read or recorded."""
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return size
 
 
 def openapi_document() -> bytes:
@@ -102,8 +133,35 @@ async def _with_tenants(settings: Settings, action: Callable[[Tenants], Awaitabl
         return await action(tenants)
 
 
+async def _sync_opt_outs(args: argparse.Namespace, settings: Settings) -> None:
+    """Import Telnyx's opt-outs over clients of its own, with the service's timeouts."""
+    timeout = httpx.Timeout(settings.telnyx_timeout_seconds, connect=1.5)
+    async with (
+        Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        ) as redis,
+        httpx.AsyncClient(base_url=settings.telnyx_base_url, timeout=timeout) as http,
+    ):
+        summary = await import_opt_outs(
+            TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
+            OptOutStore(redis),
+            clock=SystemClock(),
+            messaging_profile_id=args.messaging_profile_id,
+            page_size=args.page_size,
+        )
+    line = f"imported {summary.imported} opt-outs from {summary.pages} pages ({summary.new} new)"
+    if summary.skipped:
+        line += f"; skipped {summary.skipped} without a profile or a valid number"
+    sys.stdout.write(line + "\n")
+
+
 async def _admin(args: argparse.Namespace, settings: Settings) -> None:
-    if args.command == "tenants" and args.action == "create":
+    if args.command == "optouts":
+        await _sync_opt_outs(args, settings)
+    elif args.command == "tenants" and args.action == "create":
         tenant_settings = msgspec.json.decode(args.settings, type=TenantSettings)
         tenant = await _with_tenants(settings, lambda t: t.create(args.name, tenant_settings))
         _print_json(tenant_out(tenant))

@@ -6,6 +6,9 @@ only where the request provably never left (``never_sent``) or where Telnyx said
 (HTTP 429 with code 10011), and at most once.
 
 The message text holds the code: it is never logged, and never put in an exception.
+
+Reading Telnyx's opt-out list (``GET /messaging_optouts``) changes nothing at Telnyx, so it is
+retried once after any transport error.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ ENDPOINTS: Final = {
 }
 """The send endpoint of each sender type, relative to the base URL (``.../v2``)."""
 
+_OPT_OUTS_ENDPOINT: Final = "/messaging_optouts"
+
 _TOO_MANY_REQUESTS = "10011"
 _MAX_RETRY_AFTER_SECONDS = 1.0
 _DEFAULT_RETRY_DELAY_SECONDS = 0.2
@@ -53,6 +58,33 @@ class SentMessage(msgspec.Struct, frozen=True, kw_only=True):
 
     id: str
     status: str
+
+
+class ListedOptOut(msgspec.Struct, frozen=True, kw_only=True):
+    """One of Telnyx's block rules: ``to`` opted out of the profile's messages."""
+
+    to: str
+    messaging_profile_id: str | None = None
+    keyword: str | None = None
+    created_at: str | None = None
+
+
+class OptOutPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of Telnyx's opt-out list, and how many pages there are."""
+
+    items: list[ListedOptOut]
+    page_number: int
+    total_pages: int
+
+
+class _OptOutMetaView(msgspec.Struct):
+    page_number: int
+    total_pages: int
+
+
+class _OptOutListView(msgspec.Struct):
+    data: list[ListedOptOut]
+    meta: _OptOutMetaView
 
 
 class _ToView(msgspec.Struct):
@@ -84,6 +116,7 @@ class _ErrorsView(msgspec.Struct):
 
 
 _sent_decoder: Final = msgspec.json.Decoder(_SentView)
+_opt_outs_decoder: Final = msgspec.json.Decoder(_OptOutListView)
 _errors_decoder: Final = msgspec.json.Decoder(_ErrorsView)
 
 
@@ -156,6 +189,36 @@ class TelnyxClient:
                 response = await self._last_attempt(endpoint, body)
         return _sent_or_raise(response, sms.text)
 
+    async def list_opt_outs(
+        self, *, page: int, size: int, messaging_profile_id: str | None
+    ) -> OptOutPage:
+        """Read one page (1-based, ``size`` 1..250) of the account's opt-outs.
+
+        ``messaging_profile_id`` narrows the list to one profile's block rules.
+
+        Raises:
+            ProviderError: Telnyx refused the request (a 4xx other than 429).
+            ProviderUnavailable: Telnyx could not be reached twice, failed (5xx),
+                rate-limited the request (429) or answered with something unreadable.
+        """
+        params = {"page[number]": str(page), "page[size]": str(size)}
+        if messaging_profile_id is not None:
+            params["filter[messaging_profile_id]"] = messaging_profile_id
+        try:
+            response = await self._http.get(
+                _OPT_OUTS_ENDPOINT, params=params, headers=self._headers
+            )
+        except httpx.TransportError as exc:
+            _log.warning("Telnyx unreachable (%s); retrying the read once", type(exc).__name__)
+            try:
+                response = await self._http.get(
+                    _OPT_OUTS_ENDPOINT, params=params, headers=self._headers
+                )
+            except httpx.TransportError as again:
+                detail = f"Telnyx could not be reached: {type(again).__name__}"
+                raise ProviderUnavailable(detail) from again
+        return _opt_out_page_or_raise(response)
+
     async def _last_attempt(self, endpoint: str, body: dict[str, str]) -> httpx.Response:
         """Make the one retry a send gets: whatever it meets is final."""
         try:
@@ -210,6 +273,30 @@ def _sent_or_raise(response: httpx.Response, text: str) -> SentMessage:
             summary = summary.replace(text, "[message text]")
         raise ProviderError(
             f"Telnyx refused the message (HTTP {status}): {summary}", error_codes=codes
+        )
+    raise ProviderUnavailable(f"Telnyx failed to answer (HTTP {status})")
+
+
+def _opt_out_page_or_raise(response: httpx.Response) -> OptOutPage:
+    status = response.status_code
+    if status in _HTTP_SUCCESS:
+        try:
+            view = _opt_outs_decoder.decode(response.content)
+        except msgspec.DecodeError as exc:
+            raise ProviderUnavailable(
+                f"Telnyx answered {status} to the opt-out list with an unreadable body"
+            ) from exc
+        return OptOutPage(
+            items=view.data,
+            page_number=view.meta.page_number,
+            total_pages=view.meta.total_pages,
+        )
+    if status == _HTTP_TOO_MANY_REQUESTS:
+        raise ProviderUnavailable("Telnyx is rate-limiting requests (HTTP 429)")
+    if status in _HTTP_CLIENT_ERROR:
+        raise ProviderError(
+            f"Telnyx refused to list opt-outs (HTTP {status}): {_summary(response.content)}",
+            error_codes=_error_codes(response.content),
         )
     raise ProviderUnavailable(f"Telnyx failed to answer (HTTP {status})")
 

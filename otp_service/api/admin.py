@@ -1,36 +1,54 @@
-"""Admin API: tenants and their API keys, behind ``OTP_ADMIN_TOKEN``."""
+"""Admin API: tenants, their API keys and opt-out lists, behind ``OTP_ADMIN_TOKEN``."""
 
 from __future__ import annotations
 
+import base64
+import re
+from typing import Annotated, Final
+
+import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from otp_service.adapters.redis_optouts import OptOutStore, profile_scope
 from otp_service.api.dependencies import admin_guard
 from otp_service.api.schemas import (
     ApiKeyCreatedOut,
     ApiKeyOut,
     CreateTenantBody,
+    OptOutOut,
     PatchTenantBody,
     TenantOut,
     rfc3339,
     tenant_out,
 )
+from otp_service.delivery import opt_out_scope
+from otp_service.errors import InvalidInput
 from otp_service.problems import problem_responses
 from otp_service.runtime import Services
 
+_CURSOR_NUMBER: Final = re.compile(r"\+[0-9]{1,15}", re.ASCII)
+
+
+class OptOutListOut(msgspec.Struct, kw_only=True):
+    """A page of a scope's opt-outs; ``next_cursor`` fetches the next one (null: the last)."""
+
+    data: list[OptOutOut]
+    next_cursor: str | None
+
 
 class AdminController(Controller):
-    """``/admin/tenants``."""
+    """``/admin/tenants`` and ``/admin/opt-outs``."""
 
-    path = "/admin/tenants"
+    path = "/admin"
     tags = ["admin"]  # noqa: RUF012  (Litestar's declared class attribute)
     guards = [admin_guard]  # noqa: RUF012
     security = [{"AdminToken": []}]  # noqa: RUF012
 
     @post(
-        "/",
+        "/tenants",
         status_code=HTTP_201_CREATED,
         summary="Create a tenant",
         responses=problem_responses(400, 401, 413, 422),
@@ -41,7 +59,7 @@ class AdminController(Controller):
         """Create a tenant with its settings (defaults for what is left out)."""
         return tenant_out(await services.tenants.create(data.name, data.settings))
 
-    @get("/{tenant_id:str}", summary="Read a tenant", responses=problem_responses(401, 404))
+    @get("/tenants/{tenant_id:str}", summary="Read a tenant", responses=problem_responses(401, 404))
     async def read_tenant(
         self, tenant_id: FromPath[str], services: NamedDependency[Services]
     ) -> TenantOut:
@@ -49,7 +67,7 @@ class AdminController(Controller):
         return tenant_out(await services.tenants.get(tenant_id))
 
     @patch(
-        "/{tenant_id:str}",
+        "/tenants/{tenant_id:str}",
         summary="Change a tenant's settings",
         responses=problem_responses(400, 401, 404, 413, 422),
     )
@@ -64,7 +82,7 @@ class AdminController(Controller):
         return tenant_out(tenant)
 
     @post(
-        "/{tenant_id:str}/api-keys",
+        "/tenants/{tenant_id:str}/api-keys",
         status_code=HTTP_201_CREATED,
         summary="Issue an API key",
         responses=problem_responses(401, 404),
@@ -79,7 +97,7 @@ class AdminController(Controller):
         )
 
     @get(
-        "/{tenant_id:str}/api-keys",
+        "/tenants/{tenant_id:str}/api-keys",
         summary="List API keys",
         responses=problem_responses(401, 404),
     )
@@ -93,7 +111,7 @@ class AdminController(Controller):
         ]
 
     @delete(
-        "/{tenant_id:str}/api-keys/{key_id:str}",
+        "/tenants/{tenant_id:str}/api-keys/{key_id:str}",
         status_code=HTTP_204_NO_CONTENT,
         summary="Revoke an API key",
         responses=problem_responses(401, 404),
@@ -103,3 +121,87 @@ class AdminController(Controller):
     ) -> None:
         """Revoke a key; it stops working at once."""
         await services.tenants.revoke_key(tenant_id, key_id)
+
+    @get(
+        "/opt-outs",
+        summary="List a scope's opt-outs",
+        responses=problem_responses(401, 404, 422),
+    )
+    async def list_opt_outs(
+        self,
+        services: NamedDependency[Services],
+        messaging_profile_id: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1,
+                max_length=64,
+                description="List the opt-outs of this messaging profile",
+            ),
+        ] = None,
+        tenant_id: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1,
+                max_length=64,
+                description="List the opt-outs this tenant honours (its profile's, if it has one)",
+            ),
+        ] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        cursor: Annotated[
+            str | None,
+            QueryParameter(max_length=64, description="`next_cursor` of the previous page"),
+        ] = None,
+    ) -> OptOutListOut:
+        """List opt-outs by phone number, one scope at a time: exactly one of the two ids."""
+        if messaging_profile_id is not None and tenant_id is None:
+            scope = profile_scope(messaging_profile_id)
+        elif tenant_id is not None and messaging_profile_id is None:
+            scope = opt_out_scope(await services.tenants.get(tenant_id))
+        else:
+            message = "give exactly one of messaging_profile_id and tenant_id"
+            raise InvalidInput(
+                message,
+                [
+                    {"field": "messaging_profile_id", "message": message},
+                    {"field": "tenant_id", "message": message},
+                ],
+            )
+        # A view over the shared Redis client; it holds nothing but registered script SHAs.
+        store = OptOutStore(services.redis)
+        page, last = await store.list(scope, _number_of(cursor), limit)
+        return OptOutListOut(
+            data=[
+                OptOutOut(
+                    phone_number=e164,
+                    opted_out=True,
+                    since=rfc3339(opt_out.since),
+                    source=opt_out.source,
+                )
+                for e164, opt_out in page
+            ],
+            next_cursor=None if last is None else _cursor_of(last),
+        )
+
+
+def _cursor_of(e164: str) -> str:
+    """Wrap the last number of a page, so clients treat the cursor as opaque."""
+    return base64.urlsafe_b64encode(e164.encode()).decode().rstrip("=")
+
+
+def _number_of(cursor: str | None) -> str | None:
+    """Unwrap a cursor made by ``_cursor_of``.
+
+    Raises:
+        InvalidInput: anything else (the number then also cannot smuggle ``ZRANGEBYLEX``
+            syntax into the query).
+    """
+    if cursor is None:
+        return None
+    try:
+        number = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except ValueError:  # not base64, or not ASCII/UTF-8
+        number = ""
+    if not _CURSOR_NUMBER.fullmatch(number):
+        message = "not a cursor this API gave out"
+        raise InvalidInput(f"cursor: {message}", [{"field": "cursor", "message": message}])
+    return number
