@@ -11,6 +11,7 @@ calls the API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from typing import Final
@@ -112,15 +113,17 @@ class EventWorker:
         self._metrics = metrics
         self._poll_seconds = poll_seconds
 
-    async def run(self) -> None:
-        """Work through what is due, then wait a moment; forever."""
-        while True:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work through what is due, then wait a moment; until ``stop`` is set."""
+        while not stop.is_set():
+            pause = self._poll_seconds
             try:
                 await self.tick()
             except StoreUnavailable:
                 log.warning("event worker: Redis unavailable; retrying in 1 s")
-                await asyncio.sleep(1)
-            await asyncio.sleep(self._poll_seconds)
+                pause = 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
 
     async def tick(self) -> None:
         """Record the expiries due now, then make the event attempts due now."""

@@ -14,6 +14,7 @@ never send receipts and the SMS may have arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from typing import Final
@@ -65,12 +66,16 @@ class FallbackWorker:
         self._poll_ms = poll_ms
         self._consumer = consumer_name()
 
-    async def run(self) -> None:
-        """Move due timers, take jobs (new ones and abandoned ones) and handle them, forever."""
+    async def run(self, stop: asyncio.Event) -> None:
+        """Move due timers, take jobs (new and abandoned ones) and handle them, until ``stop``.
+
+        Stopping is a flag, not only a cancellation: a library that swallows a
+        ``CancelledError`` in the middle of a Redis call must not keep the loop alive.
+        """
         loop = asyncio.get_running_loop()
         next_reclaim = 0.0
         ready = False
-        while True:
+        while not stop.is_set():
             try:
                 if not ready:
                     await self._queue.ensure_group()
@@ -89,7 +94,8 @@ class FallbackWorker:
                     await self._take(queued)
             except StoreUnavailable:
                 log.warning("fallback worker: Redis unavailable; retrying in 1 s")
-                await asyncio.sleep(1)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
 
     async def _take(self, queued: QueuedJob) -> None:
         if queued.job is None or queued.deliveries > MAX_DELIVERIES:

@@ -8,12 +8,12 @@ it opened, in reverse order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Final
 
 import httpx
 from nacl.signing import SigningKey
@@ -39,6 +39,9 @@ from otp_service.receipts import TelnyxWebhooks
 from otp_service.settings import Settings
 from otp_service.tenants import Tenants
 from otp_service.verifications import Verifications
+
+WORKER_STOP_SECONDS: Final = 3.0
+"""How long shutdown waits for the workers to finish the job in hand before cancelling."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,7 @@ async def open_services(
         webhook_url=f"{settings.public_url}/webhooks/telnyx" if settings.public_url else None,
     )
     workers: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
     if settings.run_workers:
         fallback = FallbackWorker(
             queue=queue,
@@ -155,8 +159,8 @@ async def open_services(
             metrics=metrics,
         )
         workers = [
-            asyncio.create_task(fallback.run(), name="fallback-worker"),
-            asyncio.create_task(event_worker.run(), name="event-worker"),
+            asyncio.create_task(fallback.run(stop), name="fallback-worker"),
+            asyncio.create_task(event_worker.run(stop), name="event-worker"),
         ]
     try:
         yield Services(
@@ -186,11 +190,12 @@ async def open_services(
             event_signing_key=signing_key,
         )
     finally:
-        for worker in workers:
-            worker.cancel()
-        for worker in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        stop.set()
+        if workers:
+            _, late = await asyncio.wait(workers, timeout=WORKER_STOP_SECONDS)
+            for worker in late:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
         hashing.close()
         await events_http.aclose()
         await http.aclose()
