@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from otp_service.adapters.redis_optouts import OptOut, OptOutStore
+from otp_service.adapters.redis_optouts import OptOut, OptOutStore, profile_scope
 from otp_service.adapters.redis_queue import FallbackJob, FallbackQueue
 from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.telnyx import OutboundSms, SentMessage, TelnyxClient
@@ -32,7 +32,7 @@ log = logging.getLogger("otp_service.delivery")
 def opt_out_scope(tenant: Tenant) -> str:
     """Opt-outs belong to the messaging profile (Telnyx's scope), else to the tenant alone."""
     profile = tenant.settings.messaging_profile_id
-    return f"profile:{profile}" if profile else f"tenant:{tenant.id}"
+    return profile_scope(profile) if profile else f"tenant:{tenant.id}"
 
 
 class Delivery:

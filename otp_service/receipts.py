@@ -19,7 +19,8 @@ from typing import Final
 
 from otp_service.adapters.redis_optouts import OptOut, OptOutStore, profile_scope
 from otp_service.adapters.redis_queue import FallbackJob, FallbackQueue
-from otp_service.adapters.redis_verifications import VerificationStore
+from otp_service.adapters.redis_tenants import TenantStore
+from otp_service.adapters.redis_verifications import Receipt, VerificationStore
 from otp_service.adapters.telnyx_webhook import (
     DeliveryEvent,
     InboundEvent,
@@ -30,6 +31,7 @@ from otp_service.clock import Clock
 from otp_service.core import phone
 from otp_service.core.keywords import keyword_of
 from otp_service.errors import InvalidPhoneNumber
+from otp_service.events import TenantEvents
 from otp_service.metrics import Metrics
 
 log = logging.getLogger("otp_service.receipts")
@@ -49,11 +51,15 @@ class TelnyxWebhooks:
         store: VerificationStore,
         queue: FallbackQueue,
         optouts: OptOutStore,
+        tenants: TenantStore,
+        events: TenantEvents,
         public_key: bytes,
         clock: Clock,
         metrics: Metrics,
     ) -> None:
         self._store = store
+        self._tenants = tenants
+        self._events = events
         self._queue = queue
         self._optouts = optouts
         self._public_key = public_key
@@ -95,10 +101,21 @@ class TelnyxWebhooks:
                     reason="failed",
                 )
             )
+        if receipt is not None and receipt.updated:
+            await self._report_status(receipt)
         await self._store.mark_event_seen(event.event_id)
         outcome = "unknown" if receipt is None else "updated" if receipt.updated else "unchanged"
         log.info("receipt message=%s status=%s outcome=%s", event.message_id, event.status, outcome)
         self._count(event.event_type, outcome)
+
+    async def _report_status(self, receipt: Receipt) -> None:
+        """Tell the tenant (``message.status``) that a message of its verification changed."""
+        tenant = await self._tenants.get(receipt.tenant_id)
+        if tenant is None or tenant.settings.events_webhook_url is None:
+            return
+        verification = await self._store.get(receipt.tenant_id, receipt.verification_id)
+        if verification is not None:
+            await self._events.emit(tenant, "message.status", verification)
 
     async def _inbound(self, event: InboundEvent) -> None:
         """Apply an opt-out keyword; count (and otherwise ignore) every other inbound text.

@@ -180,6 +180,8 @@ async def open_services(
                 store=store,
                 queue=queue,
                 optouts=optouts,
+                tenants=TenantStore(redis),
+                events=events,
                 public_key=settings.telnyx_public_key,
                 clock=clock,
                 metrics=metrics,

@@ -275,3 +275,20 @@ async def test_the_readme_snippet_verifies_a_real_event(
     headers, body = next((h, b) for h, b in receiver.raw if json.loads(b)["id"] == event["id"])
     assert namespace["is_genuine"](headers, body) is True
     assert namespace["is_genuine"](headers, body.replace(b"pending", b"approved")) is False
+
+
+async def test_message_status_changes_are_reported(
+    subscriber: TenantHandle, receiver: Receiver
+) -> None:
+    """Delivery receipts that change a message send message.status with the new status."""
+    verification = await start(subscriber, fresh_number())
+    deadline = time.monotonic() + 15
+    statuses: list[str] = []
+    while "delivered" not in statuses and time.monotonic() < deadline:
+        statuses = [
+            e["data"]["messages"][0]["status"]
+            for e in receiver.of_type("message.status")
+            if e["data"]["id"] == verification["id"]
+        ]
+        await asyncio.sleep(0.05)
+    assert "delivered" in statuses
