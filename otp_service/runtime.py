@@ -49,6 +49,7 @@ class Services:
     """Everything the controllers use."""
 
     redis: Redis
+    optouts: OptOutStore
     verifications: Verifications
     tenants: Tenants
     webhooks: TelnyxWebhooks
@@ -165,6 +166,7 @@ async def open_services(
     try:
         yield Services(
             redis=redis,
+            optouts=optouts,
             verifications=Verifications(
                 store=store,
                 optouts=optouts,

@@ -6,18 +6,18 @@ import base64
 import re
 from typing import Annotated, Final
 
-import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from otp_service.adapters.redis_optouts import OptOutStore, profile_scope
+from otp_service.adapters.redis_optouts import profile_scope
 from otp_service.api.dependencies import admin_guard
 from otp_service.api.schemas import (
     ApiKeyCreatedOut,
     ApiKeyOut,
     CreateTenantBody,
+    OptOutListOut,
     OptOutOut,
     PatchTenantBody,
     TenantOut,
@@ -30,13 +30,6 @@ from otp_service.problems import problem_responses
 from otp_service.runtime import Services
 
 _CURSOR_NUMBER: Final = re.compile(r"\+[0-9]{1,15}", re.ASCII)
-
-
-class OptOutListOut(msgspec.Struct, kw_only=True):
-    """A page of a scope's opt-outs; ``next_cursor`` fetches the next one (null: the last)."""
-
-    data: list[OptOutOut]
-    next_cursor: str | None
 
 
 class AdminController(Controller):
@@ -166,9 +159,7 @@ class AdminController(Controller):
                     {"field": "tenant_id", "message": message},
                 ],
             )
-        # A view over the shared Redis client; it holds nothing but registered script SHAs.
-        store = OptOutStore(services.redis)
-        page, last = await store.list(scope, _number_of(cursor), limit)
+        page, last = await services.optouts.list(scope, _number_of(cursor), limit)
         return OptOutListOut(
             data=[
                 OptOutOut(

@@ -97,6 +97,13 @@ class OptOutOut(msgspec.Struct, kw_only=True):
     source: str | None
 
 
+class OptOutListOut(msgspec.Struct, kw_only=True):
+    """A page of a scope's opt-outs; ``next_cursor`` fetches the next one (null: the last)."""
+
+    data: list[OptOutOut]
+    next_cursor: str | None
+
+
 class PublicKeyOut(msgspec.Struct, kw_only=True):
     """The Ed25519 key that signs tenant events, base64."""
 
