@@ -20,6 +20,7 @@ from nacl.signing import VerifyKey
 
 from otp_service.app import create_app
 from otp_service.devredis import PrivateRedis
+from otp_service.events import retry_delay_ms
 from tests.conftest import (
     ADMIN_TOKEN,
     MakeTenant,
@@ -42,6 +43,7 @@ class Receiver:
     down: bool = False
     hold: threading.Event = field(default_factory=threading.Event)
     refused: int = 0
+    refused_types: list[str] = field(default_factory=list)
 
     def app(self) -> Litestar:
         @post("/events", status_code=200)
@@ -51,6 +53,7 @@ class Receiver:
                 await asyncio.sleep(0.01)
             if self.down:
                 self.refused += 1
+                self.refused_types.append(json.loads(body)["type"])
                 return Response("down", status_code=503)
             self.raw.append((dict(request.headers), body))
             self.events.append(json.loads(body))
@@ -78,6 +81,7 @@ def receiver(receiver_server: tuple[Receiver, str]) -> Iterator[Receiver]:
     found.raw.clear()
     found.down = False
     found.refused = 0
+    found.refused_types.clear()
     found.hold.set()
     yield found
     found.hold.set()
@@ -292,3 +296,40 @@ async def test_message_status_changes_are_reported(
         ]
         await asyncio.sleep(0.05)
     assert "delivered" in statuses
+
+
+def test_retries_start_within_five_seconds_and_double_up_to_ten_minutes() -> None:
+    """The wait after each failed attempt: 5 s, 10 s, 20 s, ... capped at 10 min."""
+    waits = [retry_delay_ms(attempt) for attempt in range(1, 11)]
+    assert waits == [
+        5_000,
+        10_000,
+        20_000,
+        40_000,
+        80_000,
+        160_000,
+        320_000,
+        600_000,
+        600_000,
+        600_000,
+    ]
+
+
+async def test_an_event_undeliverable_for_a_day_is_dropped(
+    subscriber: TenantHandle, receiver: Receiver, clock: MovableClock
+) -> None:
+    """After 24 h of refusals an event is given up; a receiver back later does not get it."""
+    receiver.down = True
+    verification = await start(subscriber, fresh_number())
+    deadline = time.monotonic() + 10
+    while receiver.refused < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    clock.advance(24 * 3600 + 1)
+    while receiver.refused_types.count("verification.created") < 2:
+        assert time.monotonic() < deadline, receiver.refused_types
+        await asyncio.sleep(0.05)
+    receiver.down = False
+    clock.advance(3600)
+    await arrives(receiver, "verification.expired", verification["id"])
+    created = receiver.of_type("verification.created")
+    assert all(e["data"]["id"] != verification["id"] for e in created)
