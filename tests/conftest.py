@@ -12,6 +12,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,9 +99,9 @@ def fresh_number(region: str = "GB") -> str:
             return candidate
 
 
-def service_settings(redis_url: str, simulator: Simulator, **overrides: str) -> Settings:
-    """Settings of a service wired to the private Redis and the simulator."""
-    environ = {
+def service_environ(redis_url: str, simulator: Simulator) -> dict[str, str]:
+    """The environment of a service (or the CLI) wired to a Redis and the simulator."""
+    return {
         "REDIS_URL": redis_url,
         "OTP_ADMIN_TOKEN": ADMIN_TOKEN,
         "OTP_SECRET_KEY": SECRET_KEY,
@@ -110,7 +111,24 @@ def service_settings(redis_url: str, simulator: Simulator, **overrides: str) -> 
         "OTP_ALLOW_PRIVATE_WEBHOOKS": "1",
         "OTP_TELNYX_TIMEOUT_SECONDS": "2",
     }
-    return load_settings(environ | overrides)
+
+
+def service_settings(redis_url: str, simulator: Simulator, **overrides: str) -> Settings:
+    """Settings of a service wired to the private Redis and the simulator."""
+    return load_settings(service_environ(redis_url, simulator) | overrides)
+
+
+@contextmanager
+def service_on(redis_url: str, simulator: Simulator, **overrides: str) -> Iterator[str]:
+    """Another instance of the service (on a Redis of the caller's), served over HTTP."""
+
+    def build(base_url: str) -> Any:
+        return create_app(
+            service_settings(redis_url, simulator, OTP_PUBLIC_URL=base_url, **overrides)
+        )
+
+    with serve(Factory(build)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -18,13 +18,11 @@ import httpx
 import pytest
 
 from tests.conftest import (
-    ADMIN_TOKEN,
     DEFAULT_SETTINGS,
-    SECRET_KEY,
-    TELNYX_KEY,
     MakeTenant,
     Service,
     Simulator,
+    service_environ,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,11 +47,7 @@ def cli_env(redis_url: str, simulator: Simulator, service: Service) -> dict[str,
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
-        "REDIS_URL": redis_url,
-        "OTP_ADMIN_TOKEN": ADMIN_TOKEN,
-        "OTP_SECRET_KEY": SECRET_KEY,
-        "TELNYX_API_KEY": TELNYX_KEY,
-        "TELNYX_PUBLIC_KEY": simulator.public_key,
+        **service_environ(redis_url, simulator),
         "OTP_LOG_LEVEL": "WARNING",
     }
 

@@ -8,7 +8,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ import pytest
 from litestar import Litestar, Request, Response, post
 from nacl.signing import VerifyKey
 
-from otp_service.app import create_app
 from otp_service.devredis import PrivateRedis
 from otp_service.events import retry_delay_ms
 from tests.conftest import (
@@ -29,9 +27,9 @@ from tests.conftest import (
     TenantHandle,
     fresh_number,
     sent_codes,
-    service_settings,
+    service_on,
 )
-from tests.servers import Factory, serve
+from tests.servers import serve
 
 
 @dataclass
@@ -221,16 +219,6 @@ async def test_events_are_retried_while_the_receiver_is_down(
     receiver.down = False
     clock.advance(11)
     await arrives(receiver, "verification.created", verification["id"])
-
-
-@contextmanager
-def service_on(redis_url: str, simulator: Simulator, **environ: str) -> Iterator[str]:
-    def build(base_url: str) -> Any:
-        settings = service_settings(redis_url, simulator, OTP_PUBLIC_URL=base_url, **environ)
-        return create_app(settings)
-
-    with serve(Factory(build)) as url:
-        yield url
 
 
 async def test_events_queued_before_a_restart_are_delivered_after_it(

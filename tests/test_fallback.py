@@ -13,7 +13,6 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -22,7 +21,6 @@ from nacl.signing import SigningKey
 from redis.asyncio import Redis
 
 from otp_service.adapters.redis_queue import GROUP, STREAM
-from otp_service.app import create_app
 from otp_service.devredis import PrivateRedis
 from otp_service.simulator.state import POOL_NUMBER
 from tests.conftest import (
@@ -33,9 +31,8 @@ from tests.conftest import (
     Simulator,
     TenantHandle,
     fresh_number,
-    service_settings,
+    service_on,
 )
-from tests.servers import Factory, serve
 
 CHAINS: dict[str, Any] = {
     "messaging_profile_id": PROFILE_ID,
@@ -366,18 +363,6 @@ async def test_a_delivered_message_is_not_resent_when_its_timer_fires(
     clock.advance(31)
     await asyncio.sleep(1)
     assert len(await inbox(sim, number)) == 1
-
-
-@contextmanager
-def service_on(redis_url: str, simulator: Simulator, **environ: str) -> Iterator[str]:
-    """Another instance of the service, on its own Redis."""
-
-    def build(base_url: str) -> Any:
-        settings = service_settings(redis_url, simulator, OTP_PUBLIC_URL=base_url, **environ)
-        return create_app(settings)
-
-    with serve(Factory(build)) as url:
-        yield url
 
 
 @pytest.fixture

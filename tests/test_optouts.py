@@ -19,15 +19,13 @@ import pytest
 from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.errors import ProviderError, ProviderUnavailable
 from tests.conftest import (
-    ADMIN_TOKEN,
     PROFILE_ID,
-    SECRET_KEY,
-    TELNYX_KEY,
     MakeTenant,
     Service,
     Simulator,
     TenantHandle,
     fresh_number,
+    service_environ,
 )
 from tests.test_cli import Run, assert_clean_failure, otp_service
 from tests.test_verifications_api import assert_problem, start
@@ -333,12 +331,7 @@ def sync_env(redis_url: str, simulator: Simulator, service: Service) -> dict[str
     """The environment of an operator running the CLI against the service's Redis and Telnyx."""
     return {
         "PATH": "/usr/bin:/bin",
-        "REDIS_URL": redis_url,
-        "OTP_ADMIN_TOKEN": ADMIN_TOKEN,
-        "OTP_SECRET_KEY": SECRET_KEY,
-        "TELNYX_API_KEY": TELNYX_KEY,
-        "TELNYX_PUBLIC_KEY": simulator.public_key,
-        "TELNYX_BASE_URL": f"{simulator.url}/v2",
+        **service_environ(redis_url, simulator),
         "OTP_LOG_LEVEL": "WARNING",
     }
 

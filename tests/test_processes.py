@@ -18,7 +18,7 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY, Simulator, fresh_number
+from tests.conftest import ADMIN_TOKEN, Simulator, fresh_number, service_environ
 
 STARTUP_SECONDS = 30
 
@@ -108,14 +108,7 @@ def test_serve_runs_the_api_from_the_environment(
 ) -> None:
     """`otp-service serve` answers ready and the admin API with the configured token."""
     port = free_port()
-    env = os.environ | {
-        "REDIS_URL": redis_url,
-        "OTP_ADMIN_TOKEN": ADMIN_TOKEN,
-        "OTP_SECRET_KEY": SECRET_KEY,
-        "TELNYX_API_KEY": "unused",
-        "TELNYX_PUBLIC_KEY": simulator.public_key,
-        "TELNYX_BASE_URL": simulator.url,
-    }
+    env = os.environ | service_environ(redis_url, simulator)
     with running(["serve", "--port", str(port)], env, tmp_path / "serve.log"):
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/health/live")
