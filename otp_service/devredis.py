@@ -36,6 +36,19 @@ _STOP_SECONDS: Final = 5.0
 _LOG_TAIL_CHARS: Final = 2000
 
 
+def _dies_with_parent(arguments: list[str]) -> list[str]:
+    """Have the kernel stop redis-server if this process dies without cleaning up.
+
+    ``atexit`` covers normal exits and Ctrl-C, not a SIGKILL (a CI timeout, ``kill -9``);
+    util-linux's ``setpriv --pdeathsig`` (on every Debian-like machine) covers that too.
+    It execs redis-server, so the child's pid is the server's.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return arguments
+    return [setpriv, "--pdeathsig", "TERM", "--", *arguments]
+
+
 class PrivateRedisError(RuntimeError):
     """The private redis-server could not be found, started or reached."""
 
@@ -190,7 +203,7 @@ class PrivateRedis:
             "no",
         ]
         return subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
-            arguments,
+            _dies_with_parent(arguments),
             cwd=directory,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,29 @@ def test_a_forgotten_server_is_stopped_at_interpreter_exit() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
     )
     assert not _is_running(int(result.stdout))
+
+
+def test_the_server_dies_with_a_process_killed_without_cleanup(tmp_path: Path) -> None:
+    """A SIGKILLed owner leaves no redis-server behind (the kernel stops it)."""
+    script = (
+        "import sys, time\n"
+        "from otp_service.devredis import PrivateRedis\n"
+        "server = PrivateRedis().start()\n"
+        "print(server.port, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as owner:
+        assert owner.stdout is not None
+        port = int(owner.stdout.readline())
+        with redis.Redis(port=port) as client:
+            assert client.ping()
+        owner.kill()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.05)
+    pytest.fail("redis-server outlived its owner")
