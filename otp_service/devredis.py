@@ -41,7 +41,9 @@ def _dies_with_parent(arguments: list[str]) -> list[str]:
 
     ``atexit`` covers normal exits and Ctrl-C, not a SIGKILL (a CI timeout, ``kill -9``);
     util-linux's ``setpriv --pdeathsig`` (on every Debian-like machine) covers that too.
-    It execs redis-server, so the child's pid is the server's.
+    It execs redis-server, so the child's pid is the server's. Linux sends the signal when
+    the *thread* that started the server ends, so start it from a thread that outlives it
+    (the main thread, as ``dev`` and the test fixtures do).
     """
     setpriv = shutil.which("setpriv")
     if setpriv is None:
