@@ -156,7 +156,8 @@ class Verifications:
             )
 
         created = isinstance(result, Created)
-        verification = await self.get(tenant, result.id)
+        # A new verification is stored exactly as drafted; a resend changed a stored one.
+        verification = draft if created else await self.get(tenant, result.id)
         if created:
             await self._events.schedule_expiry(verification)
             await self._events.emit(tenant, "verification.created", verification)
