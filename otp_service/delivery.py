@@ -135,7 +135,9 @@ class Delivery:
                     fail=fail,
                 )
                 if ends:
-                    raise ProviderUnavailable(exc.detail, maybe_sent=exc.maybe_sent) from exc
+                    raise ProviderUnavailable(
+                        exc.detail, maybe_sent=exc.maybe_sent, verification_id=verification.id
+                    ) from exc
             else:
                 return await self._sent(tenant, verification, position, sender, sent)
         if fail_when_exhausted and await self._store.fail(verification, self._clock.now_ms()):

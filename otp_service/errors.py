@@ -157,9 +157,12 @@ class ProviderUnavailable(OtpError):
 
     code = "provider_unavailable"
 
-    def __init__(self, detail: str, *, maybe_sent: bool = False) -> None:
+    def __init__(
+        self, detail: str, *, maybe_sent: bool = False, verification_id: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.maybe_sent = maybe_sent
+        self.verification_id = verification_id
 
 
 class StoreUnavailable(OtpError):

@@ -117,6 +117,8 @@ def problem_of(exc: errors.OtpError) -> tuple[Problem, dict[str, str]]:
     if isinstance(exc, errors.ProviderError):
         problem.verification_id = exc.verification_id
         problem.error_codes = list(exc.error_codes)
+    if isinstance(exc, errors.ProviderUnavailable):
+        problem.verification_id = exc.verification_id
     if isinstance(exc, errors.Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     return problem, headers

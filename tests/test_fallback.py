@@ -205,13 +205,16 @@ async def test_when_every_sender_refuses_the_verification_fails_and_says_why(
 async def test_a_timeout_is_not_retried_through_another_sender(
     tenant: TenantHandle, sim: httpx.AsyncClient
 ) -> None:
-    """After a timeout the first SMS may still arrive: 503, and no second sender sends."""
+    """After a timeout the first SMS may still arrive: 503, no second sender, still pending."""
     number = fresh_number()
     await script(sim, number, sender_type="alphanumeric_sender_id", action="timeout", times=1)
     response = await start(tenant, number)
     assert response.status_code == 503
     assert response.json()["code"] == "provider_unavailable"
     assert await inbox(sim, number) == []
+    body = await read(tenant, response.json()["verification_id"])
+    assert body["status"] == "pending"
+    assert [m["sender_type"] for m in body["messages"]] == ["alphanumeric_sender_id"]
 
 
 async def test_a_delivery_failure_resends_through_the_next_sender(
