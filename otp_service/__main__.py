@@ -13,6 +13,7 @@ import base64
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -26,6 +27,7 @@ from otp_service.api.schemas import rfc3339, tenant_out
 from otp_service.app import create_app
 from otp_service.clock import SystemClock
 from otp_service.core.model import TenantSettings
+from otp_service.dev import run_dev
 from otp_service.errors import InvalidInput, OtpError
 from otp_service.log import configure_logging
 from otp_service.optout_import import MAX_PAGE_SIZE, import_opt_outs
@@ -184,8 +186,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``otp-service`` console script."""
     args = _parser().parse_args(argv)
     if args.command == "dev":
-        from otp_service.dev import run_dev  # noqa: PLC0415  (dev-only: starts Redis)
-
         run_dev(args.host, args.port, args.simulator_port)
         return
     if args.command == "openapi":
@@ -193,8 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.output == "-":
             sys.stdout.buffer.write(document)
         else:
-            with open(args.output, "wb") as file:  # noqa: PTH123
-                file.write(document)
+            Path(args.output).write_bytes(document)
         return
     if args.command == "simulator":
         seed = base64.b64decode(args.signing_seed) if args.signing_seed else os.urandom(32)
