@@ -98,48 +98,44 @@ class Delivery:
                         webhook_url=self._webhook_url,
                     )
                 )
-            except ProviderError as exc:
-                reaction = reaction_to(exc.error_codes)
+            except (ProviderError, ProviderUnavailable) as exc:
+                failure = exc
+            else:
+                return await self._sent(tenant, verification, position, sender, sent)
+            if isinstance(failure, ProviderError):
+                reaction = reaction_to(failure.error_codes)
                 ends = reaction is not Reaction.NEXT_SENDER or last
-                await self._record(
-                    tenant,
-                    verification,
-                    position=position,
-                    sender=sender,
-                    sent=None,
-                    failure=exc,
-                    fail=ends and fail_when_exhausted,
-                )
-                if reaction is Reaction.OPTED_OUT:
-                    await self._opted_out(tenant, verification)
-                    raise RecipientOptedOut(
-                        "the recipient has opted out of messages from this sender"
-                    ) from exc
+                fail = ends and fail_when_exhausted
+            else:
+                reaction = None
+                ends = failure.maybe_sent or last
+                fail = ends and fail_when_exhausted and not failure.maybe_sent
+            await self._record(
+                tenant,
+                verification,
+                position=position,
+                sender=sender,
+                sent=None,
+                failure=failure,
+                fail=fail,
+            )
+            if reaction is Reaction.OPTED_OUT:
+                await self._opted_out(tenant, verification)
+                raise RecipientOptedOut(
+                    "the recipient has opted out of messages from this sender"
+                ) from failure
+            if isinstance(failure, ProviderError):
                 refused = ProviderError(
                     "Telnyx refused to send the code",
-                    error_codes=exc.error_codes,
+                    error_codes=failure.error_codes,
                     verification_id=verification.id,
                 )
                 if ends:
-                    raise refused from exc
-            except ProviderUnavailable as exc:
-                ends = exc.maybe_sent or last
-                fail = ends and fail_when_exhausted and not exc.maybe_sent
-                await self._record(
-                    tenant,
-                    verification,
-                    position=position,
-                    sender=sender,
-                    sent=None,
-                    failure=exc,
-                    fail=fail,
-                )
-                if ends:
-                    raise ProviderUnavailable(
-                        exc.detail, maybe_sent=exc.maybe_sent, verification_id=verification.id
-                    ) from exc
-            else:
-                return await self._sent(tenant, verification, position, sender, sent)
+                    raise refused from failure
+            elif ends:
+                raise ProviderUnavailable(
+                    failure.detail, maybe_sent=failure.maybe_sent, verification_id=verification.id
+                ) from failure
         if fail_when_exhausted and await self._store.fail(verification, self._clock.now_ms()):
             await self._report_failed(tenant, verification)
         raise refused or ProviderError("no sender is left to try", verification_id=verification.id)
