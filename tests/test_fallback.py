@@ -375,14 +375,35 @@ def own_redis() -> Iterator[str]:
         yield server.url
 
 
-async def _tenant_on(url: str) -> TenantHandle:
+async def _queued_without_workers(
+    redis_url: str, simulator: Simulator, sim: httpx.AsyncClient, number: str
+) -> tuple[str, str]:
+    """Have a service without workers take a failure receipt, then stop it.
+
+    Returns the verification's id and the tenant's API key; the fallback job is left in
+    the stream, untouched.
+    """
+    await script(
+        sim, number, sender_type="alphanumeric_sender_id", action="fail", error_code="40008"
+    )
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with httpx.AsyncClient(base_url=url, headers=admin) as client:
-        tenant_id = (
-            await client.post("/admin/tenants", json={"name": "R", "settings": CHAINS})
-        ).json()["id"]
-        key = (await client.post(f"/admin/tenants/{tenant_id}/api-keys")).json()["key"]
-    return TenantHandle(id=tenant_id, key=key, client=httpx.AsyncClient())
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    with service_on(redis_url, simulator, OTP_RUN_WORKERS="0") as url:
+        async with httpx.AsyncClient(base_url=url, headers=admin) as client:
+            tenant = await client.post("/admin/tenants", json={"name": "R", "settings": CHAINS})
+            key = (await client.post(f"/admin/tenants/{tenant.json()['id']}/api-keys")).json()[
+                "key"
+            ]
+            client.headers["Authorization"] = f"Bearer {key}"
+            started = await client.post("/v1/verifications", json={"phone_number": number})
+
+        async def queued() -> bool:
+            return int(await redis.xlen(STREAM)) == 1
+
+        await eventually(queued)
+    await redis.aclose()
+    assert len(await inbox(sim, number)) == 1
+    return started.json()["id"], key
 
 
 async def test_a_fallback_survives_a_restart_between_the_webhook_and_the_resend(
@@ -390,38 +411,21 @@ async def test_a_fallback_survives_a_restart_between_the_webhook_and_the_resend(
 ) -> None:
     """A failure receipt taken by a service without workers is re-sent by the next one."""
     number = fresh_number()
-    await script(
-        sim, number, sender_type="alphanumeric_sender_id", action="fail", error_code="40008"
-    )
-    redis = Redis.from_url(own_redis, decode_responses=True)
-    with service_on(own_redis, simulator, OTP_RUN_WORKERS="0") as first_url:
-        handle = await _tenant_on(first_url)
-        headers = {"Authorization": f"Bearer {handle.key}"}
-        async with httpx.AsyncClient(base_url=first_url, headers=headers) as client:
-            verification_id = (
-                await client.post("/v1/verifications", json={"phone_number": number})
-            ).json()["id"]
-
-        async def queued() -> bool:
-            return int(await redis.xlen(STREAM)) == 1
-
-        await eventually(queued)
-    assert len(await inbox(sim, number)) == 1
-
-    with service_on(own_redis, simulator) as second_url:
+    verification_id, key = await _queued_without_workers(own_redis, simulator, sim, number)
+    with service_on(own_redis, simulator) as url:
 
         async def resent() -> bool:
             return len(await inbox(sim, number)) == 2
 
         await eventually(resent)
         first, _ = await inbox(sim, number)
-        async with httpx.AsyncClient(base_url=second_url, headers=headers) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
             check = await client.post(
                 f"/v1/verifications/{verification_id}/check",
                 json={"code": first["text"].split(" ")[0]},
             )
         assert check.json()["status"] == "approved"
-    await redis.aclose()
 
 
 async def test_a_job_taken_by_a_worker_that_died_is_taken_over(
@@ -429,20 +433,8 @@ async def test_a_job_taken_by_a_worker_that_died_is_taken_over(
 ) -> None:
     """A job read but never acknowledged (its worker died) is re-sent by another worker."""
     number = fresh_number()
-    await script(
-        sim, number, sender_type="alphanumeric_sender_id", action="fail", error_code="40008"
-    )
+    await _queued_without_workers(own_redis, simulator, sim, number)
     redis = Redis.from_url(own_redis, decode_responses=True)
-    with service_on(own_redis, simulator, OTP_RUN_WORKERS="0") as url:
-        handle = await _tenant_on(url)
-        headers = {"Authorization": f"Bearer {handle.key}"}
-        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
-            await client.post("/v1/verifications", json={"phone_number": number})
-
-        async def queued() -> bool:
-            return int(await redis.xlen(STREAM)) == 1
-
-        await eventually(queued)
     await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
     taken = await redis.xreadgroup(GROUP, "dead-worker", {STREAM: ">"}, count=1)
     assert taken
