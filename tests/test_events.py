@@ -110,6 +110,14 @@ async def arrives(receiver: Receiver, event_type: str, verification_id: str) -> 
     pytest.fail(f"no {event_type} event for {verification_id}")
 
 
+async def refused(receiver: Receiver, verification_id: str, times: int) -> None:
+    """Wait until the verification's created event was refused ``times`` times."""
+    deadline = time.monotonic() + 10
+    while receiver.refusals("verification.created", verification_id) < times:
+        assert time.monotonic() < deadline, receiver.refused
+        await asyncio.sleep(0.05)
+
+
 async def start(tenant: TenantHandle, number: str) -> dict[str, Any]:
     response = await tenant.client.post("/v1/verifications", json={"phone_number": number})
     body: dict[str, Any] = response.json()
@@ -214,14 +222,9 @@ async def test_events_are_retried_while_the_receiver_is_down(
     """Refused deliveries are retried with backoff and arrive once the receiver is back."""
     receiver.down = True
     verification = await start(subscriber, fresh_number())
-    deadline = time.monotonic() + 10
-    while receiver.refusals("verification.created", verification["id"]) < 1:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await refused(receiver, verification["id"], 1)
     clock.advance(6)
-    while receiver.refusals("verification.created", verification["id"]) < 2:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await refused(receiver, verification["id"], 2)
     receiver.down = False
     clock.advance(11)
     await arrives(receiver, "verification.created", verification["id"])
@@ -315,14 +318,9 @@ async def test_an_event_undeliverable_for_a_day_is_dropped(
     """After 24 h of refusals an event is given up; a receiver back later does not get it."""
     receiver.down = True
     verification = await start(subscriber, fresh_number())
-    deadline = time.monotonic() + 10
-    while receiver.refusals("verification.created", verification["id"]) < 1:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await refused(receiver, verification["id"], 1)
     clock.advance(24 * 3600 + 1)
-    while receiver.refusals("verification.created", verification["id"]) < 2:
-        assert time.monotonic() < deadline, receiver.refused
-        await asyncio.sleep(0.05)
+    await refused(receiver, verification["id"], 2)
     receiver.down = False
     clock.advance(3600)
     await arrives(receiver, "verification.expired", verification["id"])
