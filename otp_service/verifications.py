@@ -28,6 +28,7 @@ from otp_service.adapters.redis_verifications import (
     Conflict,
     Created,
     Limited,
+    Malformed,
     PendingSnapshot,
     VerificationStore,
 )
@@ -232,20 +233,25 @@ class Verifications:
             InvalidCodeFormat: not exactly the verification's number of digits; no attempt
                 is used.
         """
-        verification = await self.get(tenant, verification_id)
-        if verification.status is not VerificationStatus.PENDING:
-            raise self._not_pending(verification.status)
-        if not codes.is_well_formed(code, verification.code_length):
-            raise InvalidCodeFormat(f"code must be exactly {verification.code_length} digits (0-9)")
-        begun = await self._store.check_begin(verification, self._clock.now_ms())
+        submitted = len(code) if codes.is_well_formed(code, len(code)) else -1
+        begun = await self._store.check_begin(
+            tenant.id, verification_id, code_length=submitted, now_ms=self._clock.now_ms()
+        )
         if begun is None:
             raise NotFound("no such verification", "verification_not_found")
+        if isinstance(begun, Malformed):
+            raise InvalidCodeFormat(f"code must be exactly {begun.code_length} digits (0-9)")
         if isinstance(begun, CheckRefused):
             self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
             raise self._not_pending(begun.status)
-        valid = await self._hashing.matches_any(verification.id, code, begun.hashes)
+        valid = await self._hashing.matches_any(verification_id, code, begun.hashes)
         finished = await self._store.check_finish(
-            verification, attempt=begun.attempts, approve=valid, now_ms=self._clock.now_ms()
+            tenant.id,
+            verification_id,
+            phone_number=begun.phone_number,
+            attempt=begun.attempts,
+            approve=valid,
+            now_ms=self._clock.now_ms(),
         )
         if finished is None:
             raise NotFound("no such verification", "verification_not_found")
@@ -258,10 +264,10 @@ class Verifications:
             outcome = "max_attempts_reached"
         self._metrics.otp_checks_total.labels(outcome=outcome).inc()
         if finished.ended_now and tenant.settings.events_webhook_url is not None:
-            ended = await self.get(tenant, verification.id)
+            ended = await self.get(tenant, verification_id)
             await self._events.emit(tenant, f"verification.{finished.status.value}", ended)
         return CheckResult(
-            id=verification.id,
+            id=verification_id,
             status=finished.status,
             valid=valid,
             check_attempts_remaining=max(finished.max_attempts - finished.attempts, 0),

@@ -128,11 +128,17 @@ async def test_a_refusal_another_sender_avoids_falls_back_in_the_same_request(
     response = await start(tenant, number)
     assert response.status_code == 201, response.text
     messages = response.json()["messages"]
-    assert [(m["sender_type"], m["status"], m["error_codes"]) for m in messages] == [
-        ("alphanumeric_sender_id", "sending_failed", ["40305"]),
-        ("long_code", "queued", []),
-    ]
-    assert messages[0]["id"] is None
+    refused, taken = messages
+    assert (refused["sender_type"], refused["status"], refused["error_codes"]) == (
+        "alphanumeric_sender_id",
+        "sending_failed",
+        ["40305"],
+    )
+    assert refused["id"] is None
+    # the simulator's receipts may already have moved the second message on
+    assert taken["sender_type"] == "long_code"
+    assert taken["status"] in {"queued", "sent", "delivered"}
+    assert taken["error_codes"] == []
     [sent] = await inbox(sim, number)
     assert sent["from"] == "+447400123000"
     assert await approves(tenant, response.json()["id"], sent["text"].split(" ")[0])

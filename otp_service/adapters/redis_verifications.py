@@ -79,6 +79,13 @@ class CheckBegun(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     max_attempts: int
     hashes: list[str]
+    phone_number: str
+
+
+class Malformed(msgspec.Struct, frozen=True, kw_only=True):
+    """No attempt was taken: the code is not ``code_length`` ASCII digits."""
+
+    code_length: int
 
 
 class CheckRefused(msgspec.Struct, frozen=True, kw_only=True):
@@ -274,20 +281,26 @@ class VerificationStore:
         return bool(reply == "ended")
 
     async def check_begin(
-        self, verification: Verification, now_ms: int
-    ) -> CheckBegun | CheckRefused | None:
-        """Take one check attempt; ``None`` when the verification is gone."""
+        self, tenant_id: str, verification_id: str, *, code_length: int, now_ms: int
+    ) -> CheckBegun | CheckRefused | Malformed | None:
+        """Take one check attempt; ``None`` when the verification is gone (or another's).
+
+        ``code_length`` is the submitted code's length, -1 when it is not all ASCII digits.
+        """
         async with translated():
             reply = await self._check_begin(
-                keys=[keys.verification(verification.tenant_id, verification.id)], args=[now_ms]
+                keys=[keys.verification(tenant_id, verification_id)], args=[now_ms, code_length]
             )
         match reply:
-            case ["ok", attempts, max_attempts, hashes]:
+            case ["ok", attempts, max_attempts, hashes, phone_number]:
                 return CheckBegun(
                     attempts=int(attempts),
                     max_attempts=int(max_attempts),
                     hashes=msgspec.json.decode(hashes, type=list[str]),
+                    phone_number=text(phone_number),
                 )
+            case ["malformed", expected]:
+                return Malformed(code_length=int(expected))
             case ["ended", status]:
                 return CheckRefused(status=VerificationStatus(status))
             case ["exhausted", *_]:
@@ -296,12 +309,22 @@ class VerificationStore:
                 return None
 
     async def check_finish(
-        self, verification: Verification, *, attempt: int, approve: bool, now_ms: int
+        self,
+        tenant_id: str,
+        verification_id: str,
+        *,
+        phone_number: str,
+        attempt: int,
+        approve: bool,
+        now_ms: int,
     ) -> CheckFinished | None:
         """Record the outcome of a compared code; ``None`` when the verification is gone."""
         async with translated():
             reply = await self._check_finish(
-                keys=self._keys_of(verification),
+                keys=[
+                    keys.verification(tenant_id, verification_id),
+                    keys.pending(tenant_id, phone_number),
+                ],
                 args=["approve" if approve else "reject", now_ms, ENDED_RETENTION_MS, attempt],
             )
         match reply:

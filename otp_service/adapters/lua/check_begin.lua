@@ -1,18 +1,22 @@
 -- First half of a check (the Kratos order): take an attempt BEFORE the code is compared, so
 -- that concurrent wrong guesses can never use more than max_check_attempts. argon2 cannot
 -- run in Lua; the caller compares the code against the returned hashes, then runs
--- check_finish.lua.
+-- check_finish.lua. A malformed code is refused here, without using an attempt, so a
+-- check needs no read of its own first.
 -- A verification past its expiry is refused; expire.lua, run by the worker, records it.
 -- KEYS[1] verification
--- ARGV[1] now_ms
--- returns {'missing'} | {'ended', status} | {'exhausted', attempts, max}
---       | {'ok', attempts (this one included), max, hashes JSON}
+-- ARGV[1] now_ms  ARGV[2] length of the submitted code, -1 when it is not all ASCII digits
+-- returns {'missing'} | {'ended', status} | {'malformed', code_length}
+--       | {'exhausted', attempts, max}
+--       | {'ok', attempts (this one included), max, hashes JSON, phone number}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local now = tonumber(ARGV[1])
-local v = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'check_attempts', 'max_check_attempts', 'hashes')
+local v = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'check_attempts',
+  'max_check_attempts', 'hashes', 'code_length', 'phone_number')
 local status, expires, attempts, max = v[1], tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
 if status == 'pending' and now >= expires then return {'ended', 'expired'} end
 if status ~= 'pending' then return {'ended', status} end
+if tonumber(ARGV[2]) ~= tonumber(v[6]) then return {'malformed', tonumber(v[6])} end
 if attempts >= max then return {'exhausted', attempts, max} end
 redis.call('HSET', KEYS[1], 'check_attempts', attempts + 1)
-return {'ok', attempts + 1, max, v[5]}
+return {'ok', attempts + 1, max, v[5], v[7]}
