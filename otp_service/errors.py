@@ -24,7 +24,19 @@ Adapters translate library errors at their boundary (``raise StoreUnavailable(..
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+
+_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
+def split_validation_message(message: str) -> tuple[str, str]:
+    """Split msgspec's ``"<what is wrong> - at `$.a.b`"`` into ``("a.b", what is wrong)``.
+
+    The path is empty when the message names none (the whole document is wrong).
+    """
+    match = _AT_PATH.search(message)
+    return (match.group(1) if match else ""), _AT_PATH.sub("", message)
 
 
 class OtpError(Exception):

@@ -9,7 +9,6 @@ is logged with its traceback and answered 500 without one.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Final
 
 import msgspec
@@ -69,7 +68,6 @@ _FIELD_CODES: Final = {
     "phone_number": errors.InvalidPhoneNumber,
     "code": errors.InvalidCodeFormat,
 }
-_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -135,11 +133,11 @@ def _field_errors(exc: ValidationException) -> list[dict[str, str]]:
     extra: Any = exc.extra
     for item in extra if isinstance(extra, list) else []:
         message = str(item.get("message", "invalid value")) if isinstance(item, dict) else str(item)
-        match = _AT_PATH.search(message)
+        path, what = errors.split_validation_message(message)
         key = str(item.get("key", "")) if isinstance(item, dict) else ""
-        field = match.group(1) if match else key
+        field = path or key
         field = "body" if field in {"", "data"} else field
-        entries.append({"field": field, "message": _AT_PATH.sub("", message)})
+        entries.append({"field": field, "message": what})
     return entries or [{"field": "body", "message": exc.detail}]
 
 

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import random
-import re
 from typing import Final
 
 import msgspec
@@ -24,17 +23,10 @@ from otp_service.core.ids import new_id
 from otp_service.core.model import ApiKey, Tenant, TenantSettings
 from otp_service.core.senders import settings_problems
 from otp_service.core.urls import event_url_problem, parse_event_url
-from otp_service.errors import InvalidInput, NotFound, Unauthorized
+from otp_service.errors import InvalidInput, NotFound, Unauthorized, split_validation_message
 
 KEY_PREFIX: Final = "otpk_"
-_AT_PATH = re.compile(r"at `\$\.([^`]*)`")
 _SHOWN_PREFIX: Final = 12
-
-
-def _validation_field(message: str) -> str:
-    """The settings field a msgspec error names (``... - at `$.code_length```)."""
-    match = _AT_PATH.search(message)
-    return f"settings.{match.group(1)}" if match else "settings"
 
 
 class Tenants:
@@ -115,7 +107,8 @@ class Tenants:
         try:
             settings = await self._check(msgspec.convert(merged, TenantSettings))
         except msgspec.ValidationError as exc:
-            field = _validation_field(str(exc))
+            path, _ = split_validation_message(str(exc))
+            field = f"settings.{path}" if path else "settings"
             raise InvalidInput(str(exc), [{"field": field, "message": str(exc)}]) from exc
 
         def change(tenant: Tenant) -> Tenant:
