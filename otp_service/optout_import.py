@@ -21,7 +21,6 @@ from otp_service.adapters.redis_optouts import OptOut, OptOutStore, profile_scop
 from otp_service.adapters.telnyx import ListedOptOut, TelnyxClient
 from otp_service.clock import Clock
 from otp_service.core import phone
-from otp_service.errors import InvalidPhoneNumber
 
 MAX_PAGE_SIZE: Final = 250
 """The largest ``page[size]`` Telnyx accepts."""
@@ -84,11 +83,8 @@ def _target(item: ListedOptOut) -> tuple[str, str] | None:
     """
     if item.messaging_profile_id is None:
         return None
-    try:
-        e164 = phone.parse_e164(item.to).e164
-    except InvalidPhoneNumber:
-        return None
-    return profile_scope(item.messaging_profile_id), e164
+    e164 = phone.valid_e164(item.to)
+    return None if e164 is None else (profile_scope(item.messaging_profile_id), e164)
 
 
 def _since(item: ListedOptOut, clock: Clock) -> int:

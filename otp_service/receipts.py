@@ -30,7 +30,6 @@ from otp_service.adapters.telnyx_webhook import (
 from otp_service.clock import Clock
 from otp_service.core import phone
 from otp_service.core.keywords import keyword_of
-from otp_service.errors import InvalidPhoneNumber
 from otp_service.events import TenantEvents
 from otp_service.metrics import Metrics
 
@@ -134,7 +133,7 @@ class TelnyxWebhooks:
             log.info("inbound HELP from=%s profile=%s", sender, profile)
             self._count(_INBOUND, "help")
             return
-        e164 = _valid_number(event.from_number)
+        e164 = phone.valid_e164(event.from_number)
         if profile is None or e164 is None:
             log.warning(
                 "inbound %s from=%s profile=%s: cannot be attributed", keyword, sender, profile
@@ -158,15 +157,3 @@ class TelnyxWebhooks:
 
     def _count(self, event_type: str, outcome: str) -> None:
         self._metrics.otp_webhooks_total.labels(event_type=event_type, outcome=outcome).inc()
-
-
-def _valid_number(raw: str) -> str | None:
-    """The sender as the E.164 form a start stores, or ``None`` when it is no valid number.
-
-    Opt-outs are looked up by that exact string, so a number that a start would refuse
-    anyway is not worth recording.
-    """
-    try:
-        return phone.parse_e164(raw).e164
-    except InvalidPhoneNumber:
-        return None

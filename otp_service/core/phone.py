@@ -48,6 +48,14 @@ def parse_e164(raw: str) -> PhoneNumber:
     return PhoneNumber(e164=raw, country=region, number_type=phonenumbers.number_type(parsed))
 
 
+def valid_e164(raw: str) -> str | None:
+    """Return ``raw`` when ``parse_e164`` accepts it, else ``None`` (for lookups, not input)."""
+    try:
+        return parse_e164(raw).e164
+    except InvalidPhoneNumber:
+        return None
+
+
 def check_number_type(number: PhoneNumber, *, reject_landlines: bool) -> None:
     """Refuse numbers that cannot or must not receive a code.
 

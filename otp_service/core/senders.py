@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 
 from otp_service.core.model import Sender, SenderType, TenantSettings
-from otp_service.core.phone import parse_e164
-from otp_service.errors import InvalidPhoneNumber
+from otp_service.core.phone import valid_e164
 
 _ALPHANUMERIC = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{3,11}", re.ASCII)
 _SHORT_CODE = re.compile(r"[0-9]{5,6}", re.ASCII)
@@ -44,16 +43,8 @@ def _sender_problem(sender: Sender, country: str) -> str | None:
     elif sender.type is SenderType.SHORT_CODE:
         valid, rule = _SHORT_CODE.fullmatch(source) is not None, "a short code is 5 or 6 digits"
     else:
-        valid, rule = _is_e164(source), "a long code is a valid E.164 number"
+        valid, rule = valid_e164(source) is not None, "a long code is a valid E.164 number"
     return None if valid else rule
-
-
-def _is_e164(value: str) -> bool:
-    try:
-        parse_e164(value)
-    except InvalidPhoneNumber:
-        return False
-    return True
 
 
 def settings_problems(settings: TenantSettings) -> list[dict[str, str]]:
