@@ -23,18 +23,19 @@ from redis.asyncio import Redis
 
 from otp_service.adapters.redis_optouts import OptOutStore
 from otp_service.adapters.telnyx import TelnyxClient
-from otp_service.api.schemas import rfc3339, tenant_out
+from otp_service.api.schemas import tenant_out
 from otp_service.app import create_app
 from otp_service.clock import SystemClock
 from otp_service.core.model import TenantSettings
+from otp_service.core.views import rfc3339
 from otp_service.dev import run_dev
 from otp_service.errors import InvalidInput, OtpError
 from otp_service.log import configure_logging
-from otp_service.optout_import import MAX_PAGE_SIZE, import_opt_outs
 from otp_service.runtime import tenants_client
 from otp_service.settings import Settings, SettingsError, load_settings
 from otp_service.simulator.app import SimulatorConfig, run_simulator
-from otp_service.tenants import Tenants
+from otp_service.usecases.optout_import import MAX_PAGE_SIZE, import_opt_outs
+from otp_service.usecases.tenants import Tenants
 
 T = TypeVar("T")
 

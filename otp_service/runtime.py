@@ -29,16 +29,16 @@ from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.clock import Clock, SystemClock
 from otp_service.core.derive import derive_key
 from otp_service.core.hashing import Argon2Parameters, CodeHasher
-from otp_service.delivery import Delivery
-from otp_service.events import EventWorker, TenantEvents
-from otp_service.fallback import FallbackWorker
 from otp_service.hashing_pool import HashingPool
-from otp_service.idempotency import Idempotency
 from otp_service.metrics import Metrics
-from otp_service.receipts import TelnyxWebhooks
 from otp_service.settings import Settings
-from otp_service.tenants import Tenants
-from otp_service.verifications import Verifications
+from otp_service.usecases.delivery import Delivery
+from otp_service.usecases.events import EventWorker, TenantEvents
+from otp_service.usecases.fallback import FallbackWorker
+from otp_service.usecases.idempotency import Idempotency
+from otp_service.usecases.receipts import TelnyxWebhooks
+from otp_service.usecases.tenants import Tenants
+from otp_service.usecases.verifications import Verifications
 
 WORKER_STOP_SECONDS: Final = 3.0
 """How long shutdown waits for the workers to finish the job in hand before cancelling."""

@@ -18,7 +18,7 @@ from litestar import Litestar, Request, Response, post
 from nacl.signing import VerifyKey
 
 from otp_service.devredis import PrivateRedis
-from otp_service.events import retry_delay_ms
+from otp_service.usecases.events import retry_delay_ms
 from tests.conftest import (
     ADMIN_TOKEN,
     MakeTenant,

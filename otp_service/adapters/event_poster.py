@@ -21,7 +21,7 @@ from nacl.signing import SigningKey
 from otp_service.adapters.dns import resolve
 from otp_service.core.urls import event_url_problem, parse_event_url
 
-log = logging.getLogger("otp_service.events")
+log = logging.getLogger("otp_service.usecases.events")
 
 
 def signature_headers(key: SigningKey, body: bytes, timestamp: int) -> dict[str, str]:

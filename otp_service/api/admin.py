@@ -21,13 +21,13 @@ from otp_service.api.schemas import (
     OptOutOut,
     PatchTenantBody,
     TenantOut,
-    rfc3339,
     tenant_out,
 )
-from otp_service.delivery import opt_out_scope
+from otp_service.core.views import rfc3339
 from otp_service.errors import InvalidInput
 from otp_service.problems import problem_responses
 from otp_service.runtime import Services
+from otp_service.usecases.delivery import opt_out_scope
 
 _CURSOR_NUMBER: Final = re.compile(r"\+[0-9]{1,15}", re.ASCII)
 

@@ -20,16 +20,14 @@ from otp_service.api.schemas import (
     OptOutOut,
     PublicKeyOut,
     StartVerificationBody,
-    VerificationOut,
-    rfc3339,
-    verification_out,
 )
 from otp_service.core.model import Tenant
+from otp_service.core.views import VerificationOut, rfc3339, verification_out
 from otp_service.errors import OtpError
-from otp_service.idempotency import StoredResponse
 from otp_service.problems import PROBLEM_JSON, problem_of, problem_responses
 from otp_service.runtime import Services
-from otp_service.verifications import CheckResult, StartRequest
+from otp_service.usecases.idempotency import StoredResponse
+from otp_service.usecases.verifications import CheckResult, StartRequest
 
 _SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 _STARTED = {

@@ -41,7 +41,6 @@ from otp_service.core.model import (
     VerificationStatus,
 )
 from otp_service.core.policy import effective_status, retry_after_seconds
-from otp_service.delivery import Delivery, opt_out_scope
 from otp_service.errors import (
     DestinationNotAllowed,
     InvalidCodeFormat,
@@ -50,11 +49,12 @@ from otp_service.errors import (
     RecipientOptedOut,
     VerificationNotPending,
 )
-from otp_service.events import TenantEvents
 from otp_service.hashing_pool import HashingPool
 from otp_service.metrics import Metrics
+from otp_service.usecases.delivery import Delivery, opt_out_scope
+from otp_service.usecases.events import TenantEvents
 
-log = logging.getLogger("otp_service.verifications")
+log = logging.getLogger("otp_service.usecases.verifications")
 
 _START_TRIES: Final = 3
 _JUDGED: Final = frozenset({VerificationStatus.PENDING, VerificationStatus.MAX_ATTEMPTS_REACHED})

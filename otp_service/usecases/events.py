@@ -22,14 +22,14 @@ from otp_service.adapters.event_poster import EventPoster
 from otp_service.adapters.redis_events import EventOutbox, EventRecord, Expiry
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.adapters.redis_verifications import VerificationStore
-from otp_service.api.schemas import VerificationOut, rfc3339, verification_out
 from otp_service.clock import Clock
 from otp_service.core.ids import new_id
 from otp_service.core.model import Tenant, Verification
+from otp_service.core.views import VerificationOut, rfc3339, verification_out
 from otp_service.errors import StoreUnavailable
 from otp_service.metrics import Metrics
 
-log = logging.getLogger("otp_service.events")
+log = logging.getLogger("otp_service.usecases.events")
 
 RETRY_FOR_MS: Final = 24 * 3600 * 1000
 FIRST_RETRY_MS: Final = 5_000

@@ -30,10 +30,10 @@ from otp_service.adapters.telnyx_webhook import (
 from otp_service.clock import Clock
 from otp_service.core import phone
 from otp_service.core.keywords import keyword_of
-from otp_service.events import TenantEvents
 from otp_service.metrics import Metrics
+from otp_service.usecases.events import TenantEvents
 
-log = logging.getLogger("otp_service.receipts")
+log = logging.getLogger("otp_service.usecases.receipts")
 
 UNDELIVERED: Final = frozenset({"sending_failed", "delivery_failed", "expired"})
 """Final statuses after which the next sender is tried."""

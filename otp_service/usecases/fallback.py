@@ -26,11 +26,11 @@ from otp_service.clock import Clock
 from otp_service.core.codes import generate_code
 from otp_service.core.model import VerificationStatus
 from otp_service.core.senders import chain_for
-from otp_service.delivery import Delivery
 from otp_service.errors import OtpError, StoreUnavailable
 from otp_service.hashing_pool import HashingPool
+from otp_service.usecases.delivery import Delivery
 
-log = logging.getLogger("otp_service.fallback")
+log = logging.getLogger("otp_service.usecases.fallback")
 
 MAX_DELIVERIES: Final = 5
 """A job handed out this many times without success is dropped (and logged)."""

@@ -23,10 +23,10 @@ from otp_service.core import phone, senders, sms
 from otp_service.core.model import Message, Sender, Tenant, Verification
 from otp_service.core.telnyx_errors import Reaction, reaction_to
 from otp_service.errors import ProviderError, ProviderUnavailable, RecipientOptedOut
-from otp_service.events import TenantEvents
 from otp_service.metrics import Metrics
+from otp_service.usecases.events import TenantEvents
 
-log = logging.getLogger("otp_service.delivery")
+log = logging.getLogger("otp_service.usecases.delivery")
 
 
 def opt_out_scope(tenant: Tenant) -> str:
