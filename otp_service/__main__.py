@@ -19,8 +19,8 @@ from typing import TypeVar
 import httpx
 import msgspec
 import uvicorn
-from redis.asyncio import Redis
 
+from otp_service.adapters.redis_client import open_redis
 from otp_service.adapters.redis_optouts import OptOutStore
 from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.api.schemas import tenant_out
@@ -140,12 +140,7 @@ async def _sync_opt_outs(args: argparse.Namespace, settings: Settings) -> None:
     """Import Telnyx's opt-outs over clients of its own, with the service's timeouts."""
     timeout = httpx.Timeout(settings.telnyx_timeout_seconds, connect=1.5)
     async with (
-        Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-        ) as redis,
+        open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds) as redis,
         httpx.AsyncClient(base_url=settings.telnyx_base_url, timeout=timeout) as http,
     ):
         summary = await import_opt_outs(

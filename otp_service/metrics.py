@@ -27,7 +27,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.plugins import InitPlugin
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -65,6 +65,10 @@ class Metrics:
         otp_webhooks_total: Telnyx webhooks by ``event_type`` and ``outcome``.
         otp_events_total: tenant event delivery attempts by ``type`` and ``outcome``
             (``delivered``, ``retried``, ``dropped``).
+        otp_jobs_total: background jobs (``event``, ``expiry``, ``fallback``) by ``outcome``
+            (``done``, ``retried``, ``failed``: it raised and will be taken again).
+        otp_worker_last_progress_timestamp_seconds: when the background worker last looked
+            for work successfully (Unix time); a stale value means it is stuck.
     """
 
     def __init__(self) -> None:
@@ -98,6 +102,17 @@ class Metrics:
             "otp_events_total",
             "Tenant event delivery attempts, by event type and outcome.",
             ("type", "outcome"),
+            registry=self.registry,
+        )
+        self.otp_jobs_total = Counter(
+            "otp_jobs_total",
+            "Background jobs handled, by kind and outcome.",
+            ("kind", "outcome"),
+            registry=self.registry,
+        )
+        self.otp_worker_last_progress = Gauge(
+            "otp_worker_last_progress_timestamp_seconds",
+            "When the background worker last looked for work without an error (Unix time).",
             registry=self.registry,
         )
         self.otp_webhooks_total = Counter(

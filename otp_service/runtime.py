@@ -20,11 +20,11 @@ from nacl.signing import SigningKey
 from redis.asyncio import Redis
 
 from otp_service.adapters.event_poster import EventPoster
-from otp_service.adapters.redis_events import EventOutbox
+from otp_service.adapters.redis_client import open_redis
 from otp_service.adapters.redis_optouts import OptOutStore
-from otp_service.adapters.redis_queue import FallbackQueue
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.adapters.redis_verifications import VerificationStore
+from otp_service.adapters.redis_work import WorkQueue
 from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.clock import Clock, SystemClock
 from otp_service.core.derive import derive_key
@@ -33,12 +33,14 @@ from otp_service.hashing_pool import HashingPool
 from otp_service.metrics import Metrics
 from otp_service.settings import Settings
 from otp_service.usecases.delivery import Delivery
-from otp_service.usecases.events import EventWorker, TenantEvents
-from otp_service.usecases.fallback import FallbackWorker
+from otp_service.usecases.events import EventDelivery
+from otp_service.usecases.expiries import Expiries
+from otp_service.usecases.fallback import Fallbacks
 from otp_service.usecases.idempotency import Idempotency
 from otp_service.usecases.receipts import TelnyxWebhooks
 from otp_service.usecases.tenants import Tenants
 from otp_service.usecases.verifications import Verifications
+from otp_service.usecases.worker import Worker
 
 WORKER_STOP_SECONDS: Final = 3.0
 """How long shutdown waits for the workers to finish the job in hand before cancelling."""
@@ -57,6 +59,8 @@ class Services:
     metrics: Metrics
     admin_token: bytes
     event_signing_key: SigningKey
+    worker: Worker | None
+    """The background worker of this process (``None`` with ``OTP_RUN_WORKERS=0``)."""
 
 
 def event_signing_key(settings: Settings) -> SigningKey:
@@ -68,7 +72,7 @@ def event_signing_key(settings: Settings) -> SigningKey:
 def tenants_over(redis: Redis, settings: Settings, *, clock: Clock, rng: random.Random) -> Tenants:
     """The tenant use cases over a Redis client (the API's, or the CLI's own)."""
     return Tenants(
-        store=TenantStore(redis),
+        store=TenantStore(redis, WorkQueue(redis)),
         key_pepper=derive_key(settings.secret_key.reveal(), "api-key-digest"),
         clock=clock,
         rng=rng,
@@ -79,7 +83,7 @@ def tenants_over(redis: Redis, settings: Settings, *, clock: Clock, rng: random.
 @asynccontextmanager
 async def tenants_client(settings: Settings) -> AsyncIterator[Tenants]:
     """The tenant use cases on a Redis connection of their own, for the CLI and ``dev``."""
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
     try:
         yield tenants_over(redis, settings, clock=SystemClock(), rng=secrets.SystemRandom())
     finally:
@@ -92,12 +96,7 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Open Redis, the Telnyx HTTP client and the argon2 pool; close them on exit."""
     secret = settings.secret_key.reveal()
-    redis = Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-    )
+    redis = open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
     http = httpx.AsyncClient(
         base_url=settings.telnyx_base_url,
         timeout=httpx.Timeout(settings.telnyx_timeout_seconds, connect=1.5),
@@ -119,50 +118,47 @@ async def open_services(
         ),
         settings.hash_threads,
     )
-    store = VerificationStore(redis)
+    work = WorkQueue(redis)
+    store = VerificationStore(redis, work)
+    tenant_store = TenantStore(redis, work)
     optouts = OptOutStore(redis)
-    queue = FallbackQueue(redis)
-    outbox = EventOutbox(redis)
-    events = TenantEvents(outbox=outbox, clock=clock, rng=rng)
     signing_key = event_signing_key(settings)
     delivery = Delivery(
         store=store,
         optouts=optouts,
         telnyx=TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
-        queue=queue,
-        events=events,
         clock=clock,
+        rng=rng,
         metrics=metrics,
         webhook_url=f"{settings.public_url}/webhooks/telnyx" if settings.public_url else None,
     )
-    workers: list[asyncio.Task[None]] = []
+    worker: Worker | None = None
     stop = asyncio.Event()
     if settings.run_workers:
-        fallback = FallbackWorker(
-            queue=queue,
-            store=store,
-            tenants=TenantStore(redis),
-            delivery=delivery,
-            hashing=hashing,
-            clock=clock,
-            rng=rng,
-            reclaim_idle_ms=int(settings.queue_reclaim_idle_seconds * 1000),
-        )
-        event_worker = EventWorker(
-            outbox=outbox,
-            store=store,
-            tenants=TenantStore(redis),
-            events=events,
-            poster=EventPoster(
-                events_http, key=signing_key, allow_private=settings.allow_private_webhooks
+        worker = Worker(
+            work=work,
+            events=EventDelivery(
+                tenants=tenant_store,
+                poster=EventPoster(
+                    events_http, key=signing_key, allow_private=settings.allow_private_webhooks
+                ),
+                clock=clock,
+                metrics=metrics,
+            ),
+            expiries=Expiries(store=store, clock=clock, rng=rng),
+            fallbacks=Fallbacks(
+                store=store,
+                tenants=tenant_store,
+                delivery=delivery,
+                hashing=hashing,
+                clock=clock,
+                rng=rng,
             ),
             clock=clock,
             metrics=metrics,
+            lease_ms=int(settings.job_lease_seconds * 1000),
         )
-        workers = [
-            asyncio.create_task(fallback.run(stop), name="fallback-worker"),
-            asyncio.create_task(event_worker.run(stop), name="event-worker"),
-        ]
+    running = asyncio.create_task(worker.run(stop), name="worker") if worker else None
     try:
         yield Services(
             redis=redis,
@@ -171,7 +167,6 @@ async def open_services(
                 store=store,
                 optouts=optouts,
                 delivery=delivery,
-                events=events,
                 hashing=hashing,
                 clock=clock,
                 rng=rng,
@@ -180,26 +175,25 @@ async def open_services(
             tenants=tenants_over(redis, settings, clock=clock, rng=rng),
             webhooks=TelnyxWebhooks(
                 store=store,
-                queue=queue,
                 optouts=optouts,
-                tenants=TenantStore(redis),
-                events=events,
                 public_key=settings.telnyx_public_key,
                 clock=clock,
+                rng=rng,
                 metrics=metrics,
             ),
             idempotency=Idempotency(store),
             metrics=metrics,
             admin_token=settings.admin_token.reveal().encode(),
             event_signing_key=signing_key,
+            worker=worker,
         )
     finally:
         stop.set()
-        if workers:
-            _, late = await asyncio.wait(workers, timeout=WORKER_STOP_SECONDS)
-            for worker in late:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        if running:
+            _, late = await asyncio.wait([running], timeout=WORKER_STOP_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(running, return_exceptions=True)
         hashing.close()
         await events_http.aclose()
         await http.aclose()

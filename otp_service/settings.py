@@ -60,7 +60,7 @@ class Settings:
     max_body_bytes: int
     log_level: str
     run_workers: bool
-    queue_reclaim_idle_seconds: float
+    job_lease_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +119,15 @@ ENVIRONMENT: Final = (
     Variable("OTP_MAX_BODY_BYTES", "16384", "Largest request body accepted."),
     Variable("OTP_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
     Variable(
-        "OTP_RUN_WORKERS", "1", "1 runs the fallback worker in this process; 0 serves HTTP only."
+        "OTP_RUN_WORKERS",
+        "1",
+        "1 runs the background worker (events, expiries, fallbacks) here; 0 serves HTTP only.",
     ),
     Variable(
-        "OTP_QUEUE_RECLAIM_IDLE_SECONDS",
-        "30",
-        "A fallback job read but not finished for this long (its worker died) is taken over.",
+        "OTP_JOB_LEASE_SECONDS",
+        "10",
+        "A background job in hand is leased this long, renewed while it runs; a dead worker's"
+        " job is taken over when its lease runs out.",
     ),
 )
 
@@ -252,7 +255,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         log_level=_parsed(env, "OTP_LOG_LEVEL", _level, "DEBUG, INFO, WARNING or ERROR"),
         run_workers=_parsed(env, "OTP_RUN_WORKERS", _bool, "0 or 1"),
-        queue_reclaim_idle_seconds=_parsed(
-            env, "OTP_QUEUE_RECLAIM_IDLE_SECONDS", _positive_float, "seconds, above 0, at most 60"
+        job_lease_seconds=_parsed(
+            env, "OTP_JOB_LEASE_SECONDS", _positive_float, "seconds, above 0, at most 60"
         ),
     )

@@ -13,14 +13,15 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 from nacl.signing import SigningKey
 from redis.asyncio import Redis
 
-from otp_service.adapters.redis_queue import GROUP, STREAM
+from otp_service.adapters.redis_verifications import VerificationStore
+from otp_service.adapters.redis_work import FallbackJob, WorkQueue
 from otp_service.devredis import PrivateRedis
 from otp_service.simulator.state import POOL_NUMBER
 from tests.conftest import (
@@ -381,13 +382,30 @@ def own_redis() -> Iterator[str]:
         yield server.url
 
 
+class Queued(NamedTuple):
+    """A fallback job left in a tenant's outbox by a service without workers."""
+
+    tenant_id: str
+    verification_id: str
+    key: str
+
+
+def _leases(tenant_id: str) -> str:
+    return f"otp:{{t:{tenant_id}}}:leases"
+
+
+async def _fallback_jobs(redis: Redis, tenant_id: str) -> list[str]:
+    """The fallback jobs in the tenant's outbox (due, scheduled or leased)."""
+    members: list[Any] = await redis.hkeys(f"otp:{{t:{tenant_id}}}:jobs")
+    return [str(m) for m in members if str(m).startswith("fb:")]
+
+
 async def _queued_without_workers(
     redis_url: str, simulator: Simulator, sim: httpx.AsyncClient, number: str
-) -> tuple[str, str]:
+) -> Queued:
     """Have a service without workers take a failure receipt, then stop it.
 
-    Returns the verification's id and the tenant's API key; the fallback job is left in
-    the stream, untouched.
+    The fallback job is left in the tenant's outbox, untouched.
     """
     await script(
         sim, number, sender_type="alphanumeric_sender_id", action="fail", error_code="40008"
@@ -397,38 +415,44 @@ async def _queued_without_workers(
     with service_on(redis_url, simulator, OTP_RUN_WORKERS="0") as url:
         async with httpx.AsyncClient(base_url=url, headers=admin) as client:
             tenant = await client.post("/admin/tenants", json={"name": "R", "settings": CHAINS})
-            key = (await client.post(f"/admin/tenants/{tenant.json()['id']}/api-keys")).json()[
-                "key"
-            ]
+            tenant_id = tenant.json()["id"]
+            key = (await client.post(f"/admin/tenants/{tenant_id}/api-keys")).json()["key"]
             client.headers["Authorization"] = f"Bearer {key}"
             started = await client.post("/v1/verifications", json={"phone_number": number})
 
         async def queued() -> bool:
-            return int(await redis.xlen(STREAM)) == 1
+            return bool(await _fallback_jobs(redis, tenant_id))
 
         await eventually(queued)
     await redis.aclose()
     assert len(await inbox(sim, number)) == 1
-    return started.json()["id"], key
+    return Queued(tenant_id, started.json()["id"], key)
+
+
+async def _resent(sim: httpx.AsyncClient, number: str, seconds: float = 10) -> None:
+    async def resent() -> bool:
+        return len(await inbox(sim, number)) == 2
+
+    await eventually(resent, seconds)
 
 
 async def test_a_fallback_survives_a_restart_between_the_webhook_and_the_resend(
     own_redis: str, simulator: Simulator, sim: httpx.AsyncClient
 ) -> None:
-    """A failure receipt taken by a service without workers is re-sent by the next one."""
+    """A failure receipt taken by a service without workers is re-sent by the next one.
+
+    At once: the restarted worker looks at every tenant when it starts (this took the
+    reclaim time, 30 s, when jobs were stream entries of a consumer named by its PID).
+    """
     number = fresh_number()
-    verification_id, key = await _queued_without_workers(own_redis, simulator, sim, number)
+    queued = await _queued_without_workers(own_redis, simulator, sim, number)
     with service_on(own_redis, simulator) as url:
-
-        async def resent() -> bool:
-            return len(await inbox(sim, number)) == 2
-
-        await eventually(resent)
+        await _resent(sim, number, seconds=3)
         first, _ = await inbox(sim, number)
-        headers = {"Authorization": f"Bearer {key}"}
+        headers = {"Authorization": f"Bearer {queued.key}"}
         async with httpx.AsyncClient(base_url=url, headers=headers) as client:
             check = await client.post(
-                f"/v1/verifications/{verification_id}/check",
+                f"/v1/verifications/{queued.verification_id}/check",
                 json={"code": first["text"].split(" ")[0]},
             )
         assert check.json()["status"] == "approved"
@@ -437,20 +461,55 @@ async def test_a_fallback_survives_a_restart_between_the_webhook_and_the_resend(
 async def test_a_job_taken_by_a_worker_that_died_is_taken_over(
     own_redis: str, simulator: Simulator, sim: httpx.AsyncClient
 ) -> None:
-    """A job read but never acknowledged (its worker died) is re-sent by another worker."""
+    """A job leased by a worker that died is re-sent by another once the lease runs out."""
     number = fresh_number()
-    await _queued_without_workers(own_redis, simulator, sim, number)
+    queued = await _queued_without_workers(own_redis, simulator, sim, number)
     redis = Redis.from_url(own_redis, decode_responses=True)
-    await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-    taken = await redis.xreadgroup(GROUP, "dead-worker", {STREAM: ">"}, count=1)
-    assert taken
-    with service_on(own_redis, simulator, OTP_QUEUE_RECLAIM_IDLE_SECONDS="0.2"):
+    _, taken = await WorkQueue(redis).lease(queued.tenant_id, int(time.time() * 1000), 1000, 10)
+    assert [job.member for job in taken if job.member.startswith("fb:")]
+    with service_on(own_redis, simulator):
+        await _resent(sim, number)
 
-        async def resent() -> bool:
-            return len(await inbox(sim, number)) == 2
+        async def drained() -> bool:
+            return not await _fallback_jobs(redis, queued.tenant_id)
 
-        await eventually(resent)
-    assert int(await redis.xlen(STREAM)) == 0
+        await eventually(drained)
+    assert await redis.zcard(_leases(queued.tenant_id)) == 0
+    await redis.aclose()
+
+
+async def test_a_fallback_whose_worker_died_mid_send_is_sent_by_the_next(
+    own_redis: str, simulator: Simulator, sim: httpx.AsyncClient
+) -> None:
+    """Killed after claiming the fallback, before its send was recorded: the next one sends.
+
+    The claim (the new code's hash) was stored; the job, taken again when the dead
+    worker's lease ran out, used to find its own claim and finish without sending.
+    """
+    number = fresh_number()
+    queued = await _queued_without_workers(own_redis, simulator, sim, number)
+    redis = Redis.from_url(own_redis, decode_responses=True)
+    now = int(time.time() * 1000)
+    _, taken = await WorkQueue(redis).lease(queued.tenant_id, now, 1000, 10)
+    [job] = [leased.job for leased in taken if isinstance(leased.job, FallbackJob)]
+    store = VerificationStore(redis, WorkQueue(redis))
+    verification = await store.get(queued.tenant_id, queued.verification_id)
+    assert verification is not None
+    claimed = await store.fallback_claim(
+        verification, message_id=job.message_id, reason="failed", code_hash="x", now_ms=now
+    )
+    assert claimed == 0
+    with service_on(own_redis, simulator) as url:
+        await _resent(sim, number)
+        headers = {"Authorization": f"Bearer {queued.key}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+            body = (await client.get(f"/v1/verifications/{queued.verification_id}")).json()
+        assert [m["sender_type"] for m in body["messages"]] == [
+            "alphanumeric_sender_id",
+            "long_code",
+        ]
+        _, second = await inbox(sim, number)
+        assert second["from"] == "+447400123000"
     await redis.aclose()
 
 

@@ -5,12 +5,18 @@ Cluster slot: everything that belongs to a tenant shares the tag ``{t:<tenant id
 lets one script read a verification, its phone-number index and its idempotency record
 together. Lookups that start from something other than a tenant (an API key's hash, a
 Telnyx message id, a webhook event id) are pointers in slots of their own, written so that
-a crash between two writes leaves nothing that works half-way.
+a crash between two writes leaves nothing that works half-way. The workers find tenants
+with due work through hints spread over a fixed number of shards.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
+from typing import Final
+
+HINT_SHARDS: Final = 16
+"""How many hint keys the workers walk; each tenant's hint lives in one, by its id."""
 
 
 def _tenant(tenant_id: str) -> str:
@@ -48,9 +54,37 @@ def idempotency(tenant_id: str, key: str) -> str:
     return f"{_tenant(tenant_id)}:idem:{digest}"
 
 
+def outbox(tenant_id: str) -> list[str]:
+    """The tenant's outbox: due jobs (sorted set), leased jobs (sorted set), job bodies (hash).
+
+    Follow-up work (tenant events, expiry timers, fallback jobs) is written here by the same
+    script as the change it follows, so both share the tenant's slot.
+    """
+    base = _tenant(tenant_id)
+    return [f"{base}:work", f"{base}:leases", f"{base}:jobs"]
+
+
+def hints(shard: int) -> str:
+    """Which tenants of a shard may have work, scored by when to look (ms).
+
+    Hints are spread over ``HINT_SHARDS`` keys so that no key is shared by all tenants.
+    """
+    return f"otp:{{w:{shard}}}:hints"
+
+
+def hint_shard(tenant_id: str) -> int:
+    """The hint shard of a tenant (stable across processes and restarts)."""
+    return zlib.crc32(tenant_id.encode()) % HINT_SHARDS
+
+
 def message(message_id: str) -> str:
     """Pointer from a Telnyx message id to ``<tenant id> <verification id>``."""
     return f"otp:{{m:{message_id}}}"
+
+
+def early_receipts(message_id: str) -> str:
+    """Receipts for a message whose pointer is not written yet, in the pointer's slot."""
+    return f"otp:{{m:{message_id}}}:early"
 
 
 def webhook_event(event_id: str) -> str:

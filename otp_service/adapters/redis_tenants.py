@@ -14,22 +14,29 @@ from redis.asyncio import Redis
 
 from otp_service.adapters import redis_keys as keys
 from otp_service.adapters.redis_scripts import load_script, text, translated
+from otp_service.adapters.redis_work import WorkQueue
 from otp_service.core.model import ApiKey, Tenant
 
 
 class TenantStore:
     """Tenant records and API keys."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, work: WorkQueue) -> None:
         self._redis = redis
+        self._work = work
         self._tenant_decoder = msgspec.json.Decoder(Tenant)
         self._key_decoder = msgspec.json.Decoder(ApiKey)
         self._compare_and_set = load_script(redis, "compare_and_set")
 
     async def create(self, tenant: Tenant) -> None:
-        """Store a new tenant (ids are random, so an existing one is never overwritten)."""
+        """Store a new tenant (ids are random, so an existing one is never overwritten).
+
+        Its hint is written at once, so the workers' idle re-visits know the tenant even if
+        the hint of its first job is lost (``redis_work``).
+        """
         async with translated():
             await self._redis.set(keys.tenant(tenant.id), msgspec.json.encode(tenant), nx=True)
+        await self._work.hint(tenant.id, tenant.created_at, tenant.created_at)
 
     async def get(self, tenant_id: str) -> Tenant | None:
         """Return the tenant, or ``None`` when there is none with this id."""

@@ -2,22 +2,31 @@
 
 A verification is a hash. Code hashes live in its ``hashes`` field and never leave this
 module; messages are a JSON array whose ``error_codes`` are kept comma-joined because
-Redis's cjson encodes an empty array as ``{}``.
+Redis's cjson encodes an empty array as ``{}``. Scripts that change a verification also
+queue the work that follows (events, expiry, fallback) in the tenant's outbox
+(``redis_work``), and the store then hints the workers.
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from otp_service.adapters import redis_keys as keys
 from otp_service.adapters.redis_scripts import load_script, text, translated
+from otp_service.adapters.redis_work import WorkQueue
 from otp_service.core.model import Message, SenderType, Verification, VerificationStatus
 
 ENDED_RETENTION_MS: Final = 24 * 3600 * 1000
 """How long an ended verification stays readable."""
+
+EARLY_RECEIPT_MS: Final = 3600 * 1000
+"""How long a receipt for a message not yet linked to its verification is kept."""
+
+_encoder: Final = msgspec.json.Encoder()
 
 
 class _StoredMessage(msgspec.Struct, kw_only=True):
@@ -31,12 +40,16 @@ class _StoredMessage(msgspec.Struct, kw_only=True):
     updated_at: int
 
 
-class Receipt(msgspec.Struct, frozen=True, kw_only=True):
-    """Which verification a receipt was about, and whether it changed its message."""
+ReceiptOutcome = Literal["updated", "unchanged", "parked", "unknown"]
+"""What a receipt did; ``parked``: kept until its message is recorded."""
 
-    tenant_id: str
-    verification_id: str
-    updated: bool
+
+class _KeptReceipt(msgspec.Struct, frozen=True):
+    """A receipt kept until its message is known (the shape the Lua scripts apply)."""
+
+    status: str
+    error_codes: str
+    at: int
 
 
 class PendingSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,9 +102,14 @@ class Malformed(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CheckRefused(msgspec.Struct, frozen=True, kw_only=True):
-    """No attempt was taken: the verification has ended, or every attempt is in use."""
+    """No attempt was taken: the verification has ended, or every attempt is in use.
+
+    ``deciding``: every attempt is taken but the verification is still pending, so checks
+    holding them are still comparing; ``status`` is what it becomes if none matches.
+    """
 
     status: VerificationStatus
+    deciding: bool = False
 
 
 class CheckFinished(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,11 +155,37 @@ def _encode_message(message: Message) -> bytes:
     return msgspec.json.encode(stored)
 
 
+def verification_from_fields(raw: dict[str, str]) -> Verification:
+    """A verification from its stored fields (as read, or as an event's snapshot holds them)."""
+    return Verification(
+        id=raw["id"],
+        tenant_id=raw["tenant_id"],
+        status=VerificationStatus(raw["status"]),
+        phone_number=raw["phone_number"],
+        country=raw["country"],
+        locale=raw["locale"] or None,
+        code_length=int(raw["code_length"]),
+        created_at=int(raw["created_at"]),
+        expires_at=int(raw["expires_at"]),
+        ended_at=int(raw["ended_at"]) if "ended_at" in raw else None,
+        send_count=int(raw["send_count"]),
+        max_sends=int(raw["max_sends"]),
+        next_send_at=int(raw["next_send_at"]),
+        check_attempts=int(raw["check_attempts"]),
+        max_check_attempts=int(raw["max_check_attempts"]),
+        messages=_decode_messages(raw["messages"]),
+        metadata=msgspec.json.decode(raw["metadata"], type=dict[str, str]),
+    )
+
+
 class VerificationStore:
     """Verifications, their phone-number index, idempotency records and message pointers."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, work: WorkQueue) -> None:
         self._redis = redis
+        self._work = work
+        self._route_receipt = load_script(redis, "receipt_route")
+        self._link_message = load_script(redis, "message_link")
         self._start = load_script(redis, "start")
         self._record_send = load_script(redis, "record_send")
         self._check_begin = load_script(redis, "check_begin")
@@ -177,11 +221,13 @@ class VerificationStore:
         new: Verification,
         code_hash: str,
         resend_cooldown_ms: int,
+        event_id: str,
     ) -> StartResult:
         """Create ``new``, or resend the live verification ``seen`` with ``code_hash``.
 
         ``new`` is used only when ``seen`` is absent or no longer live; its id must be the
-        one ``code_hash`` was made for.
+        one ``code_hash`` was made for. A new verification's expiry timer and its
+        ``verification.created`` event (``event_id``) are queued with it.
         """
         resend = seen is not None and seen.live
         seen_key = keys.verification(tenant_id, seen.id) if seen else keys.pending(tenant_id, e164)
@@ -195,25 +241,30 @@ class VerificationStore:
             "max_check_attempts": new.max_check_attempts,
             "metadata": msgspec.json.encode(new.metadata).decode(),
         }
-        async with translated():
-            reply = await self._start(
-                keys=[
-                    keys.pending(tenant_id, e164),
-                    seen_key,
-                    keys.verification(tenant_id, new.id),
-                ],
-                args=[
-                    "resend" if resend else "create",
-                    seen.id if seen else "",
-                    new.created_at,
-                    code_hash,
-                    resend_cooldown_ms,
-                    new.id,
-                    msgspec.json.encode(fields),
-                    new.expires_at,
-                    ENDED_RETENTION_MS,
-                ],
-            )
+        reply = await self._changed(
+            self._start,
+            tenant_id,
+            new.created_at,
+            keys=[
+                keys.pending(tenant_id, e164),
+                seen_key,
+                keys.verification(tenant_id, new.id),
+                keys.tenant(tenant_id),
+                *keys.outbox(tenant_id),
+            ],
+            args=[
+                "resend" if resend else "create",
+                seen.id if seen else "",
+                new.created_at,
+                code_hash,
+                resend_cooldown_ms,
+                new.id,
+                msgspec.json.encode(fields),
+                new.expires_at,
+                ENDED_RETENTION_MS,
+                event_id,
+            ],
+        )
         match reply:
             case ["created", ident]:
                 return Created(ident)
@@ -231,25 +282,7 @@ class VerificationStore:
         raw = {text(name): text(value) for name, value in reply.items()}
         if not raw or raw.get("tenant_id") != tenant_id:
             return None
-        return Verification(
-            id=raw["id"],
-            tenant_id=tenant_id,
-            status=VerificationStatus(raw["status"]),
-            phone_number=raw["phone_number"],
-            country=raw["country"],
-            locale=raw["locale"] or None,
-            code_length=int(raw["code_length"]),
-            created_at=int(raw["created_at"]),
-            expires_at=int(raw["expires_at"]),
-            ended_at=int(raw["ended_at"]) if "ended_at" in raw else None,
-            send_count=int(raw["send_count"]),
-            max_sends=int(raw["max_sends"]),
-            next_send_at=int(raw["next_send_at"]),
-            check_attempts=int(raw["check_attempts"]),
-            max_check_attempts=int(raw["max_check_attempts"]),
-            messages=_decode_messages(raw["messages"]),
-            metadata=msgspec.json.decode(raw["metadata"], type=dict[str, str]),
-        )
+        return verification_from_fields(raw)
 
     async def pending_id(self, tenant_id: str, e164: str) -> str | None:
         """Return the id of the number's pending verification, if any."""
@@ -258,27 +291,47 @@ class VerificationStore:
         return None if found is None else text(found)
 
     async def record_send(
-        self, verification: Verification, message: Message, *, fail: bool, now_ms: int
-    ) -> bool:
+        self,
+        verification: Verification,
+        message: Message,
+        *,
+        fail: bool,
+        now_ms: int,
+        event_id: str,
+        silence_ms: int | None,
+    ) -> None:
         """Append a send attempt; ``fail`` ends the verification as ``failed``.
 
-        Returns whether this call ended it.
-
-        The pointer from Telnyx's message id is written first, so a delivery receipt that
-        arrives before this append still finds its verification.
+        A message Telnyx took gets its pointer first
+        (so receipts find the verification), and the receipts that came before the pointer
+        are applied as the message is appended; ``silence_ms`` sets its silence timer.
         """
-        async with translated():
-            if message.id is not None:
-                await self._redis.set(
-                    keys.message(message.id),
-                    f"{verification.tenant_id} {verification.id}",
-                    px=verification.expires_at - now_ms + ENDED_RETENTION_MS,
+        kept: list[_KeptReceipt] = []
+        if message.id is not None:
+            async with translated():
+                raw = await self._link_message(
+                    keys=[keys.message(message.id), keys.early_receipts(message.id)],
+                    args=[
+                        f"{verification.tenant_id} {verification.id}",
+                        verification.expires_at - now_ms + ENDED_RETENTION_MS,
+                    ],
                 )
-            reply = await self._record_send(
-                keys=self._keys_of(verification),
-                args=[_encode_message(message), "1" if fail else "0", now_ms, ENDED_RETENTION_MS],
-            )
-        return bool(reply == "ended")
+            kept = [msgspec.json.decode(text(r), type=_KeptReceipt) for r in raw]
+        await self._changed(
+            self._record_send,
+            verification.tenant_id,
+            now_ms,
+            keys=self._keys_of(verification.tenant_id, verification.id, verification.phone_number),
+            args=[
+                _encode_message(message),
+                "1" if fail else "0",
+                now_ms,
+                ENDED_RETENTION_MS,
+                event_id,
+                "" if silence_ms is None else silence_ms,
+                _encoder.encode(kept),
+            ],
+        )
 
     async def check_begin(
         self, tenant_id: str, verification_id: str, *, code_length: int, now_ms: int
@@ -304,7 +357,7 @@ class VerificationStore:
             case ["ended", status]:
                 return CheckRefused(status=VerificationStatus(status))
             case ["exhausted", *_]:
-                return CheckRefused(status=VerificationStatus.MAX_ATTEMPTS_REACHED)
+                return CheckRefused(status=VerificationStatus.MAX_ATTEMPTS_REACHED, deciding=True)
             case _:
                 return None
 
@@ -317,16 +370,25 @@ class VerificationStore:
         attempt: int,
         approve: bool,
         now_ms: int,
+        event_id: str,
     ) -> CheckFinished | None:
-        """Record the outcome of a compared code; ``None`` when the verification is gone."""
-        async with translated():
-            reply = await self._check_finish(
-                keys=[
-                    keys.verification(tenant_id, verification_id),
-                    keys.pending(tenant_id, phone_number),
-                ],
-                args=["approve" if approve else "reject", now_ms, ENDED_RETENTION_MS, attempt],
-            )
+        """Record the outcome of a compared code; ``None`` when the verification is gone.
+
+        The check that ends the verification queues its event (``event_id``).
+        """
+        reply = await self._changed(
+            self._check_finish,
+            tenant_id,
+            now_ms,
+            keys=self._keys_of(tenant_id, verification_id, phone_number),
+            args=[
+                "approve" if approve else "reject",
+                now_ms,
+                ENDED_RETENTION_MS,
+                attempt,
+                event_id,
+            ],
+        )
         match reply:
             case [status, attempts, max_attempts, ended_now]:
                 return CheckFinished(
@@ -338,17 +400,26 @@ class VerificationStore:
             case _:
                 return None
 
+    async def status(self, tenant_id: str, verification_id: str) -> VerificationStatus | None:
+        """The stored status of a verification (``None`` when gone)."""
+        async with translated():
+            found = await self._redis.hget(keys.verification(tenant_id, verification_id), "status")
+        return None if found is None else VerificationStatus(text(found))
+
     async def cancel(
-        self, verification: Verification, now_ms: int
+        self, verification: Verification, now_ms: int, event_id: str
     ) -> tuple[bool, VerificationStatus] | None:
         """Cancel if pending; return whether this call canceled it and the status it has.
 
         ``None`` when the verification is gone.
         """
-        async with translated():
-            reply = await self._cancel(
-                keys=self._keys_of(verification), args=[now_ms, ENDED_RETENTION_MS]
-            )
+        reply = await self._changed(
+            self._cancel,
+            verification.tenant_id,
+            now_ms,
+            keys=self._keys_of(verification.tenant_id, verification.id, verification.phone_number),
+            args=[now_ms, ENDED_RETENTION_MS, event_id],
+        )
         match reply:
             case ["canceled"]:
                 return True, VerificationStatus.CANCELED
@@ -358,23 +429,37 @@ class VerificationStore:
                 return None
 
     async def apply_receipt(
-        self, message_id: str, status: str, error_codes: tuple[str, ...], now_ms: int
-    ) -> Receipt | None:
-        """Apply a Telnyx delivery receipt to the message it is about; ``None`` if unknown."""
+        self,
+        message_id: str,
+        status: str,
+        error_codes: tuple[str, ...],
+        now_ms: int,
+        event_id: str,
+    ) -> ReceiptOutcome:
+        """Apply a Telnyx delivery receipt to the message it is about.
+
+        A receipt for a message whose pointer is not written yet is kept with the pointer
+        (``parked``); ``unknown`` is a message this service never sent (or long forgotten).
+        """
+        codes = ",".join(error_codes)
+        kept = _KeptReceipt(status=status, error_codes=codes, at=now_ms)
         async with translated():
-            pointer = await self._redis.get(keys.message(message_id))
-            if pointer is None:
-                return None
-            tenant_id, verification_id = text(pointer).split(" ", 1)
-            reply = await self._message_status(
-                keys=[keys.verification(tenant_id, verification_id)],
-                args=[message_id, status, ",".join(error_codes), now_ms],
+            pointer = await self._route_receipt(
+                keys=[keys.message(message_id), keys.early_receipts(message_id)],
+                args=[_encoder.encode(kept), EARLY_RECEIPT_MS],
             )
-        if reply == "unknown":
-            return None
-        return Receipt(
-            tenant_id=tenant_id, verification_id=verification_id, updated=reply == "updated"
+        if not pointer:
+            return "parked"
+        tenant_id, verification_id = text(pointer).split(" ", 1)
+        reply = await self._changed(
+            self._message_status,
+            tenant_id,
+            now_ms,
+            keys=self._keys_of(tenant_id, verification_id)[:5],
+            args=[message_id, status, codes, now_ms, event_id],
         )
+        outcome: ReceiptOutcome = reply[0]
+        return outcome
 
     async def event_seen(self, event_id: str) -> bool:
         """Tell whether a webhook event was already handled."""
@@ -406,22 +491,28 @@ class VerificationStore:
             )
         return None if int(position) < 0 else int(position)
 
-    async def expire(self, tenant_id: str, verification_id: str, e164: str, now_ms: int) -> bool:
-        """Record a due expiry; ``True`` when this call ended the verification."""
-        async with translated():
-            expired = await self._expire(
-                keys=[keys.verification(tenant_id, verification_id), keys.pending(tenant_id, e164)],
-                args=[now_ms, ENDED_RETENTION_MS],
-            )
-        return int(expired) == 1
+    async def expire(
+        self, tenant_id: str, verification_id: str, e164: str, now_ms: int, event_id: str
+    ) -> bool:
+        """Record a due expiry and queue its event; ``True`` when this call ended it."""
+        reply = await self._changed(
+            self._expire,
+            tenant_id,
+            now_ms,
+            keys=self._keys_of(tenant_id, verification_id, e164),
+            args=[now_ms, ENDED_RETENTION_MS, event_id],
+        )
+        return bool(reply == [1])
 
-    async def fail(self, verification: Verification, now_ms: int) -> bool:
-        """End a pending verification as ``failed``; return whether this call ended it."""
-        async with translated():
-            ended = await self._fail(
-                keys=self._keys_of(verification), args=[now_ms, ENDED_RETENTION_MS]
-            )
-        return int(ended) == 1
+    async def fail(self, verification: Verification, now_ms: int, event_id: str) -> None:
+        """End a pending verification as ``failed`` (if it still is pending)."""
+        await self._changed(
+            self._fail,
+            verification.tenant_id,
+            now_ms,
+            keys=self._keys_of(verification.tenant_id, verification.id, verification.phone_number),
+            args=[now_ms, ENDED_RETENTION_MS, event_id],
+        )
 
     async def idempotency_begin(
         self, tenant_id: str, key: str, fingerprint: str, claim_ms: int
@@ -451,9 +542,26 @@ class VerificationStore:
             record = {"fingerprint": fingerprint, "response": response.decode()}
             await self._redis.set(record_key, msgspec.json.encode(record), ex=86400)
 
+    async def _changed(
+        self, script: AsyncScript, tenant_id: str, now_ms: int, *, keys: list[str], args: list[Any]
+    ) -> list[Any]:
+        """Run a script that may queue work, hint the workers if it did; return the rest.
+
+        Such scripts answer ``{hint, ...}``: the earliest due time of the jobs they queued.
+        """
+        async with translated():
+            reply: list[Any] = await script(keys=keys, args=args)
+        hint = int(reply[0])
+        if hint >= 0:
+            await self._work.hint(tenant_id, hint, now_ms)
+        return [text(item) if isinstance(item, bytes) else item for item in reply[1:]]
+
     @staticmethod
-    def _keys_of(verification: Verification) -> list[str]:
+    def _keys_of(tenant_id: str, verification_id: str, e164: str = "") -> list[str]:
+        """The verification, the tenant's record and outbox, then the number's pending index."""
         return [
-            keys.verification(verification.tenant_id, verification.id),
-            keys.pending(verification.tenant_id, verification.phone_number),
+            keys.verification(tenant_id, verification_id),
+            keys.tenant(tenant_id),
+            *keys.outbox(tenant_id),
+            keys.pending(tenant_id, e164),
         ]

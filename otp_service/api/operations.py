@@ -29,12 +29,18 @@ async def live() -> str:
     responses=problem_responses(503),
 )
 async def ready(services: NamedDependency[Services]) -> str:
-    """200 when Redis answers within a second, else 503 ``service_unavailable``."""
+    """200 when Redis answers and the worker (if any) makes progress; else 503.
+
+    Redis must answer within a second; a background worker of this process that has not
+    looked for work for 30 s counts as down too (``service_unavailable`` either way).
+    """
     try:
         async with asyncio.timeout(1.0):
             await services.redis.ping()
     except (TimeoutError, redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
         raise StoreUnavailable("Redis does not answer") from exc
+    if services.worker is not None and services.worker.stalled():
+        raise StoreUnavailable("the background worker is not making progress")
     return "ok"
 
 

@@ -13,18 +13,18 @@ fallback; a refused resend leaves a verification whose earlier codes still work)
 from __future__ import annotations
 
 import logging
+import random
 
 from otp_service.adapters.redis_optouts import OptOut, OptOutStore, profile_scope
-from otp_service.adapters.redis_queue import FallbackJob, FallbackQueue
 from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.telnyx import OutboundSms, SentMessage, TelnyxClient
 from otp_service.clock import Clock
 from otp_service.core import phone, senders, sms
+from otp_service.core.ids import new_id
 from otp_service.core.model import Message, Sender, Tenant, Verification
 from otp_service.core.telnyx_errors import Reaction, reaction_to
 from otp_service.errors import ProviderError, ProviderUnavailable, RecipientOptedOut
 from otp_service.metrics import Metrics
-from otp_service.usecases.events import TenantEvents
 
 log = logging.getLogger("otp_service.usecases.delivery")
 
@@ -44,18 +44,16 @@ class Delivery:
         store: VerificationStore,
         optouts: OptOutStore,
         telnyx: TelnyxClient,
-        queue: FallbackQueue,
-        events: TenantEvents,
         clock: Clock,
+        rng: random.Random,
         metrics: Metrics,
         webhook_url: str | None,
     ) -> None:
-        self._events = events
         self._store = store
         self._optouts = optouts
         self._telnyx = telnyx
-        self._queue = queue
         self._clock = clock
+        self._rng = rng
         self._metrics = metrics
         self._webhook_url = webhook_url
 
@@ -101,7 +99,15 @@ class Delivery:
             except (ProviderError, ProviderUnavailable) as exc:
                 failure = exc
             else:
-                return await self._sent(tenant, verification, position, sender, sent)
+                return await self._record(
+                    tenant,
+                    verification,
+                    position=position,
+                    sender=sender,
+                    sent=sent,
+                    failure=None,
+                    fail=False,
+                )
             if isinstance(failure, ProviderError):
                 reaction = reaction_to(failure.error_codes)
                 ends = reaction is not Reaction.NEXT_SENDER or last
@@ -136,37 +142,9 @@ class Delivery:
                 raise ProviderUnavailable(
                     failure.detail, maybe_sent=failure.maybe_sent, verification_id=verification.id
                 ) from failure
-        if fail_when_exhausted and await self._store.fail(verification, self._clock.now_ms()):
-            await self._report_failed(tenant, verification)
+        if fail_when_exhausted:
+            await self._store.fail(verification, self._clock.now_ms(), new_id("evt", self._rng))
         raise refused or ProviderError("no sender is left to try", verification_id=verification.id)
-
-    async def _sent(
-        self,
-        tenant: Tenant,
-        verification: Verification,
-        position: int,
-        sender: Sender,
-        sent: SentMessage,
-    ) -> Message:
-        message = await self._record(
-            tenant,
-            verification,
-            position=position,
-            sender=sender,
-            sent=sent,
-            failure=None,
-            fail=False,
-        )
-        timeout = tenant.settings.delivery_timeout_seconds
-        if timeout is not None:
-            job = FallbackJob(
-                tenant_id=tenant.id,
-                verification_id=verification.id,
-                message_id=sent.id,
-                reason="silent",
-            )
-            await self._queue.schedule(job, message.created_at + timeout * 1000)
-        return message
 
     async def _record(
         self,
@@ -190,8 +168,15 @@ class Delivery:
             created_at=now,
             updated_at=now,
         )
-        if await self._store.record_send(verification, message, fail=fail, now_ms=now):
-            await self._report_failed(tenant, verification)
+        timeout = tenant.settings.delivery_timeout_seconds
+        await self._store.record_send(
+            verification,
+            message,
+            fail=fail,
+            now_ms=now,
+            event_id=new_id("evt", self._rng),
+            silence_ms=None if timeout is None else timeout * 1000,
+        )
         outcome = (
             "sent"
             if failure is None
@@ -210,11 +195,6 @@ class Delivery:
             ",".join(message.error_codes),
         )
         return message
-
-    async def _report_failed(self, tenant: Tenant, verification: Verification) -> None:
-        failed = await self._store.get(tenant.id, verification.id)
-        if failed is not None:
-            await self._events.emit(tenant, "verification.failed", failed)
 
     async def _opted_out(self, tenant: Tenant, verification: Verification) -> None:
         await self._optouts.record(

@@ -1,10 +1,11 @@
 """Telnyx webhooks: check the signature, apply delivery receipts and opt-out keywords.
 
-Telnyx sends events more than once and out of order. Applying a receipt never moves a
-message back from a final status, and a fallback is claimed once per failed message by the
-worker, so handling an event twice changes nothing. The event id is remembered only after
-the event was fully handled: a crash half-way leaves Telnyx's retry to finish the job.
-The heavy part (a re-send) is queued, so the handler answers within Telnyx's 2 s.
+Telnyx sends events more than once and out of order, and may report on a message before
+its send call has answered. Applying a receipt never moves a message back from a final
+status, and the fallback it asks for is one job per message, so handling a receipt twice
+changes nothing. A receipt, its ``message.status`` event and its fallback job are written
+in one script; a receipt for a message not recorded yet is kept and applied when the
+message is. The heavy part (a re-send) is queued, so the handler answers within Telnyx's 2 s.
 
 An inbound STOP (or another of Telnyx's opt-out keywords, ``core.keywords``) is recorded in
 the scope of the messaging profile it arrived on, where Telnyx creates its block rule too,
@@ -15,12 +16,11 @@ lifts it. An inbound without a profile cannot be tied to any tenant and is left 
 from __future__ import annotations
 
 import logging
+import random
 from typing import Final
 
 from otp_service.adapters.redis_optouts import OptOut, OptOutStore, profile_scope
-from otp_service.adapters.redis_queue import FallbackJob, FallbackQueue
-from otp_service.adapters.redis_tenants import TenantStore
-from otp_service.adapters.redis_verifications import Receipt, VerificationStore
+from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.telnyx_webhook import (
     DeliveryEvent,
     InboundEvent,
@@ -29,14 +29,11 @@ from otp_service.adapters.telnyx_webhook import (
 )
 from otp_service.clock import Clock
 from otp_service.core import phone
+from otp_service.core.ids import new_id
 from otp_service.core.keywords import keyword_of
 from otp_service.metrics import Metrics
-from otp_service.usecases.events import TenantEvents
 
 log = logging.getLogger("otp_service.usecases.receipts")
-
-UNDELIVERED: Final = frozenset({"sending_failed", "delivery_failed", "expired"})
-"""Final statuses after which the next sender is tried."""
 
 _INBOUND: Final = "message.received"
 
@@ -48,21 +45,17 @@ class TelnyxWebhooks:
         self,
         *,
         store: VerificationStore,
-        queue: FallbackQueue,
         optouts: OptOutStore,
-        tenants: TenantStore,
-        events: TenantEvents,
         public_key: bytes,
         clock: Clock,
+        rng: random.Random,
         metrics: Metrics,
     ) -> None:
         self._store = store
-        self._tenants = tenants
-        self._events = events
-        self._queue = queue
         self._optouts = optouts
         self._public_key = public_key
         self._clock = clock
+        self._rng = rng
         self._metrics = metrics
 
     async def handle(self, *, timestamp: str | None, signature: str | None, body: bytes) -> None:
@@ -85,36 +78,15 @@ class TelnyxWebhooks:
         if not isinstance(event, DeliveryEvent):
             self._count("other", "ignored")
             return
-        if await self._store.event_seen(event.event_id):
-            self._count(event.event_type, "duplicate")
-            return
-        receipt = await self._store.apply_receipt(
-            event.message_id, event.status, event.error_codes, self._clock.now_ms()
+        outcome = await self._store.apply_receipt(
+            event.message_id,
+            event.status,
+            event.error_codes,
+            self._clock.now_ms(),
+            new_id("evt", self._rng),
         )
-        if receipt is not None and event.status in UNDELIVERED:
-            await self._queue.enqueue(
-                FallbackJob(
-                    tenant_id=receipt.tenant_id,
-                    verification_id=receipt.verification_id,
-                    message_id=event.message_id,
-                    reason="failed",
-                )
-            )
-        if receipt is not None and receipt.updated:
-            await self._report_status(receipt)
-        await self._store.mark_event_seen(event.event_id)
-        outcome = "unknown" if receipt is None else "updated" if receipt.updated else "unchanged"
         log.info("receipt message=%s status=%s outcome=%s", event.message_id, event.status, outcome)
         self._count(event.event_type, outcome)
-
-    async def _report_status(self, receipt: Receipt) -> None:
-        """Tell the tenant (``message.status``) that a message of its verification changed."""
-        tenant = await self._tenants.get(receipt.tenant_id)
-        if tenant is None or tenant.settings.events_webhook_url is None:
-            return
-        verification = await self._store.get(receipt.tenant_id, receipt.verification_id)
-        if verification is not None:
-            await self._events.emit(tenant, "message.status", verification)
 
     async def _inbound(self, event: InboundEvent) -> None:
         """Apply an opt-out keyword; count (and otherwise ignore) every other inbound text.

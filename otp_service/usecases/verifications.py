@@ -11,11 +11,17 @@ resend resets it.
 A check follows the Kratos order in two scripts: ``check_begin`` takes an attempt first
 (so concurrent wrong guesses cannot exceed the limit), the code is compared off the event
 loop, then ``check_finish`` approves only a verification that is still pending (so of many
-concurrent right codes exactly one is approved).
+concurrent right codes exactly one is approved). A check refused because every attempt is
+taken by checks still comparing waits (briefly) for them to decide, so it reports the
+status they end in rather than a guess.
+
+Events and expiry timers are not emitted here: the scripts that change a verification queue
+them in the same step (``usecases/events.py``); the use cases only hand them event ids.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from typing import Final
@@ -52,11 +58,13 @@ from otp_service.errors import (
 from otp_service.hashing_pool import HashingPool
 from otp_service.metrics import Metrics
 from otp_service.usecases.delivery import Delivery, opt_out_scope
-from otp_service.usecases.events import TenantEvents
 
 log = logging.getLogger("otp_service.usecases.verifications")
 
 _START_TRIES: Final = 3
+_DECIDING_WAIT_S: Final = 0.02
+_DECIDING_POLLS: Final = 100
+"""A check refused while others hold every attempt polls this often (2 s in all) for the end."""
 _JUDGED: Final = frozenset({VerificationStatus.PENDING, VerificationStatus.MAX_ATTEMPTS_REACHED})
 """Statuses in which a wrong code is still answered 200; any other end came from elsewhere.
 
@@ -90,7 +98,6 @@ class Verifications:
         store: VerificationStore,
         optouts: OptOutStore,
         delivery: Delivery,
-        events: TenantEvents,
         hashing: HashingPool,
         clock: Clock,
         rng: random.Random,
@@ -99,7 +106,6 @@ class Verifications:
         self._store = store
         self._optouts = optouts
         self._delivery = delivery
-        self._events = events
         self._hashing = hashing
         self._clock = clock
         self._rng = rng
@@ -140,6 +146,7 @@ class Verifications:
                 new=draft,
                 code_hash=code_hash,
                 resend_cooldown_ms=settings.resend_cooldown_seconds * 1000,
+                event_id=new_id("evt", self._rng),
             )
             if isinstance(result, Limited):
                 raise RateLimited(
@@ -159,9 +166,6 @@ class Verifications:
         created = isinstance(result, Created)
         # A new verification is stored exactly as drafted; a resend changed a stored one.
         verification = draft if created else await self.get(tenant, result.id)
-        if created:
-            await self._events.schedule_expiry(verification)
-            await self._events.emit(tenant, "verification.created", verification)
         await self._delivery.send(
             tenant, verification, code, first_position=0, fail_when_exhausted=created
         )
@@ -243,7 +247,10 @@ class Verifications:
             raise InvalidCodeFormat(f"code must be exactly {begun.code_length} digits (0-9)")
         if isinstance(begun, CheckRefused):
             self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
-            raise self._not_pending(begun.status)
+            status = begun.status
+            if begun.deciding:
+                status = await self._decided_status(tenant.id, verification_id)
+            raise self._not_pending(status)
         valid = await self._hashing.matches_any(verification_id, code, begun.hashes)
         finished = await self._store.check_finish(
             tenant.id,
@@ -252,6 +259,7 @@ class Verifications:
             attempt=begun.attempts,
             approve=valid,
             now_ms=self._clock.now_ms(),
+            event_id=new_id("evt", self._rng),
         )
         if finished is None:
             raise NotFound("no such verification", "verification_not_found")
@@ -263,9 +271,6 @@ class Verifications:
         if finished.status is VerificationStatus.MAX_ATTEMPTS_REACHED:
             outcome = "max_attempts_reached"
         self._metrics.otp_checks_total.labels(outcome=outcome).inc()
-        if finished.ended_now and tenant.settings.events_webhook_url is not None:
-            ended = await self.get(tenant, verification_id)
-            await self._events.emit(tenant, f"verification.{finished.status.value}", ended)
         return CheckResult(
             id=verification_id,
             status=finished.status,
@@ -294,15 +299,27 @@ class Verifications:
             VerificationNotPending: it has already ended.
         """
         verification = await self.get(tenant, verification_id)
-        outcome = await self._store.cancel(verification, self._clock.now_ms())
+        outcome = await self._store.cancel(
+            verification, self._clock.now_ms(), new_id("evt", self._rng)
+        )
         if outcome is None:
             raise NotFound("no such verification", "verification_not_found")
         canceled, status = outcome
         if not canceled:
             raise self._not_pending(status)
-        canceled_verification = await self.get(tenant, verification_id)
-        await self._events.emit(tenant, "verification.canceled", canceled_verification)
-        return canceled_verification
+        return await self.get(tenant, verification_id)
+
+    async def _decided_status(self, tenant_id: str, verification_id: str) -> VerificationStatus:
+        """The status once the checks holding every attempt have finished comparing.
+
+        If they never finish (their process died), every attempt is used all the same.
+        """
+        for _ in range(_DECIDING_POLLS):
+            status = await self._store.status(tenant_id, verification_id)
+            if status is not VerificationStatus.PENDING:
+                return status or VerificationStatus.MAX_ATTEMPTS_REACHED
+            await asyncio.sleep(_DECIDING_WAIT_S)
+        return VerificationStatus.MAX_ATTEMPTS_REACHED
 
     @staticmethod
     def _not_pending(status: VerificationStatus) -> VerificationNotPending:

@@ -1,19 +1,42 @@
--- Append one send attempt to a verification's messages and, when it ends the verification
--- (every sender refused), mark it failed and free the phone number for a new start.
--- KEYS[1] verification  KEYS[2] pending index of its phone number
+-- Append one send attempt to a verification's messages, with the work that follows it:
+-- receipts that arrived before the message was known are applied now, a reported failure
+-- queues the fallback, a silence timer is set when the tenant has a delivery timeout, and
+-- when the attempt ends the verification (every sender refused) it is failed and its
+-- `verification.failed` queued.
+-- KEYS[1] verification  KEYS[2..5] tenant record, outbox work, leases, jobs
+-- KEYS[6] pending index of its phone number
 -- ARGV[1] message as JSON  ARGV[2] '1' to fail the verification  ARGV[3] now_ms
--- ARGV[4] how long an ended verification stays readable, ms
--- returns 'ended' when this call failed the verification, else its status ('missing' if gone)
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-local v = redis.call('HMGET', KEYS[1], 'messages', 'status', 'id')
+-- ARGV[4] how long an ended verification stays readable, ms  ARGV[5] event id
+-- ARGV[6] delivery timeout, ms ('' for none)  ARGV[7] JSON array of receipts kept by the
+-- message's pointer before it existed ({status, error_codes, at})
+-- returns {hint, 'ended'} when this call failed the verification, else {hint, its status}
+-- ({hint, 'missing'} if gone)
+if redis.call('EXISTS', KEYS[1]) == 0 then return {HINT, 'missing'} end
+local now = tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'messages', 'status', 'id', 'early', 'expires_at')
 local messages = cjson.decode(v[1])
-table.insert(messages, cjson.decode(ARGV[1]))
+local message = cjson.decode(ARGV[1])
+local box = outbox(KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local pending = v[2] == 'pending' and now < tonumber(v[5])
+if message['id'] ~= cjson.null then
+  local early = cjson.decode(v[4] or '{}')
+  for _, receipt in ipairs(cjson.decode(ARGV[7])) do apply_receipt(message, receipt) end
+  if early[message['id']] then
+    apply_receipt(message, early[message['id']])
+    early[message['id']] = nil
+    redis.call('HSET', KEYS[1], 'early', next(early) and cjson.encode(early) or '{}')
+  end
+  if pending and UNDELIVERED[message['status']] then
+    want_fallback(box, v[3], message['id'], 'failed', now)
+  elseif pending and ARGV[6] ~= '' and IN_FLIGHT[message['status']] then
+    want_fallback(box, v[3], message['id'], 'silent', now + tonumber(ARGV[6]))
+  end
+end
+table.insert(messages, message)
 redis.call('HSET', KEYS[1], 'messages', cjson.encode(messages))
 if ARGV[2] == '1' and v[2] == 'pending' then
-  local now = tonumber(ARGV[3])
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'ended_at', now)
-  redis.call('PEXPIREAT', KEYS[1], now + tonumber(ARGV[4]))
-  if redis.call('GET', KEYS[2]) == v[3] then redis.call('DEL', KEYS[2]) end
-  return 'ended'
+  finish(box, KEYS[1], KEYS[6], 'failed', now, tonumber(ARGV[4]))
+  emit(box, KEYS[1], ARGV[5], 'verification.failed', now)
+  return {HINT, 'ended'}
 end
-return v[2]
+return {HINT, v[2]}

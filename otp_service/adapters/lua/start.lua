@@ -1,36 +1,33 @@
 -- Start a verification, or re-send the pending one for the same number, in one step.
 -- The caller read the pending index first and chose a mode; the script re-checks that the
 -- index still holds what the caller saw, so two concurrent starts cannot both create.
+-- A new verification's expiry timer and `verification.created` event are queued with it.
 -- KEYS[1] pending index of (tenant, phone)  KEYS[2] verification the caller saw ('' mode create: any key in the slot)
--- KEYS[3] verification to create
+-- KEYS[3] verification to create  KEYS[4..7] tenant record, outbox work, leases, jobs
 -- ARGV[1] mode 'create' | 'resend'   ARGV[2] id the index held when read ('' for none)
 -- ARGV[3] now_ms   ARGV[4] argon2 hash of the code just generated   ARGV[5] resend cooldown ms
 -- create only: ARGV[6] new id  ARGV[7] fields as a JSON object  ARGV[8] expires_at ms
---              ARGV[9] how long an ended verification stays readable, ms
--- returns {'created', id} | {'resent', id} | {'limited', limit, retry_after_ms} | {'retry'}
+--              ARGV[9] how long an ended verification stays readable, ms  ARGV[10] event id
+-- returns {hint, 'created', id} | {hint, 'resent', id} | {hint, 'limited', limit, retry_after_ms}
+--       | {hint, 'retry'}
 local mode, seen, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local current = redis.call('GET', KEYS[1]) or ''
-if current ~= seen then return {'retry'} end
-
-local function live(key)
-  local status, expires = unpack(redis.call('HMGET', key, 'status', 'expires_at'))
-  return status == 'pending' and now < tonumber(expires)
-end
+if current ~= seen then return {HINT, 'retry'} end
 
 if mode == 'resend' then
-  if seen == '' or not live(KEYS[2]) then return {'retry'} end
+  if seen == '' or not live(KEYS[2], now) then return {HINT, 'retry'} end
   local v = redis.call('HMGET', KEYS[2], 'send_count', 'max_sends', 'next_send_at', 'expires_at', 'hashes')
   local sends, max_sends, next_at, expires = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
-  if sends >= max_sends then return {'limited', 'max_sends', expires - now} end
-  if now < next_at then return {'limited', 'resend_cooldown', next_at - now} end
+  if sends >= max_sends then return {HINT, 'limited', 'max_sends', expires - now} end
+  if now < next_at then return {HINT, 'limited', 'resend_cooldown', next_at - now} end
   local hashes = cjson.decode(v[5])
   table.insert(hashes, ARGV[4])
   redis.call('HSET', KEYS[2], 'send_count', sends + 1, 'next_send_at', now + tonumber(ARGV[5]),
     'hashes', cjson.encode(hashes))
-  return {'resent', seen}
+  return {HINT, 'resent', seen}
 end
 
-if seen ~= '' and live(KEYS[2]) then return {'retry'} end
+if seen ~= '' and live(KEYS[2], now) then return {HINT, 'retry'} end
 local id, expires, keep = ARGV[6], tonumber(ARGV[8]), tonumber(ARGV[9])
 local fields = cjson.decode(ARGV[7])
 local args = {}
@@ -44,4 +41,8 @@ redis.call('HSET', KEYS[3], 'id', id, 'status', 'pending', 'created_at', now, 'e
   'messages', '[]', 'hashes', cjson.encode({ARGV[4]}))
 redis.call('PEXPIREAT', KEYS[3], expires + keep)
 redis.call('SET', KEYS[1], id, 'PXAT', expires)
-return {'created', id}
+local box = outbox(KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+add_job(box, 'exp:' .. id, expires, cjson.encode({kind = 'expiry', verification_id = id,
+  phone_number = fields['phone_number']}))
+emit(box, KEYS[3], ARGV[10], 'verification.created', now)
+return {HINT, 'created', id}
