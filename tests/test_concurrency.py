@@ -37,7 +37,7 @@ async def test_fifty_concurrent_right_codes_approve_exactly_once(
     make_tenant: MakeTenant, sim: httpx.AsyncClient
 ) -> None:
     """Of 50 simultaneous checks with the right code, one approves and 49 are 409."""
-    tenant = await make_tenant(max_check_attempts=10)
+    tenant = await make_tenant(max_check_attempts=5)
     verification_id, code, _ = await _start(tenant, sim)
     responses = await _checks(tenant, verification_id, code)
     statuses = Counter(r.status_code for r in responses)
@@ -46,10 +46,10 @@ async def test_fifty_concurrent_right_codes_approve_exactly_once(
     [approved] = [r.json() for r in responses if r.status_code == 200]
     assert approved["valid"] is True
     assert approved["status"] == "approved"
+    # Each refused check reports the status the verification ended in, even those refused
+    # while other checks still held every attempt (they used to guess max_attempts_reached).
     assert all(
-        r.json()["verification_status"] in {"approved", "max_attempts_reached"}
-        for r in responses
-        if r.status_code == 409
+        r.json()["verification_status"] == "approved" for r in responses if r.status_code == 409
     )
     final = await tenant.client.get(f"/v1/verifications/{verification_id}")
     assert final.json()["status"] == "approved"
