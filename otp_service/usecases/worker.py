@@ -95,10 +95,11 @@ class Worker:
         return time.monotonic() - self._progress_at > STALL_SECONDS
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll for due tenants and visit them, until ``stop`` is set.
+        """Poll for due tenants and visit them, until ``stop`` is set, then finish the visits.
 
         Stopping is a flag, not only a cancellation: a library that swallows a
-        ``CancelledError`` in the middle of a Redis call must not keep the loop alive.
+        ``CancelledError`` in the middle of a Redis call must not keep the loop alive. Jobs
+        cut short by a cancellation keep their leases and are taken again when they run out.
         """
         heartbeat = asyncio.create_task(self._heartbeat(stop), name="worker-heartbeat")
         awake = False
@@ -120,6 +121,10 @@ class Worker:
                     pause = 1.0
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
+            if self._tasks:
+                # Let the jobs in hand finish (a fallback cut mid-send may be sent twice);
+                # whoever stops the worker bounds this wait by cancelling it.
+                await asyncio.wait(set(self._tasks))
         finally:
             heartbeat.cancel()
             for task in self._tasks:
