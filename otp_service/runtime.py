@@ -171,6 +171,8 @@ async def open_services(
                 clock=clock,
                 rng=rng,
                 metrics=metrics,
+                # A first send is one Telnyx request per sender, each retried once at most.
+                first_send_ms=int(4 * settings.telnyx_timeout_seconds * 1000) + 1000,
             ),
             tenants=tenants_over(redis, settings, clock=clock, rng=rng),
             webhooks=TelnyxWebhooks(

@@ -19,10 +19,10 @@ import pytest
 from redis.asyncio import Redis
 
 from otp_service.adapters.redis_keys import tenant as tenant_key
-from otp_service.adapters.redis_verifications import VerificationStore
+from otp_service.adapters.redis_verifications import Created, VerificationStore
 from otp_service.adapters.redis_work import WorkQueue
 from otp_service.clock import SystemClock
-from otp_service.core.model import Message, SenderType
+from otp_service.core.model import Message, SenderType, Verification, VerificationStatus
 from otp_service.devredis import PrivateRedis
 from otp_service.metrics import Metrics
 from otp_service.usecases import worker as worker_module
@@ -31,6 +31,7 @@ from tests.conftest import (
     ADMIN_TOKEN,
     DEFAULT_SETTINGS,
     MakeTenant,
+    MovableClock,
     Simulator,
     TenantHandle,
     fresh_number,
@@ -274,3 +275,48 @@ async def test_a_stalled_worker_is_reported(monkeypatch: pytest.MonkeyPatch) -> 
     stop.set()
     await asyncio.wait_for(running, 5)
     await redis.aclose()
+
+
+async def test_a_start_that_never_sent_is_resent_despite_the_cooldown(
+    tenant: TenantHandle, sim: httpx.AsyncClient, redis: Redis, clock: MovableClock
+) -> None:
+    """A start that stored its verification but never recorded a send (its process died,
+    or Redis stalled, before the SMS) does not lock the number for the cooldown: the
+    tenant's retry sends the code (it used to answer 429 with nothing ever sent)."""
+    number = fresh_number()
+    store = VerificationStore(redis, WorkQueue(redis))
+    started_at = clock.now_ms() - 60_000
+    draft = Verification(
+        id="ver_halfwaystartxxxxxxxxxxxxxx",
+        tenant_id=tenant.id,
+        status=VerificationStatus.PENDING,
+        phone_number=number,
+        country="GB",
+        locale=None,
+        code_length=6,
+        created_at=started_at,
+        expires_at=started_at + 600_000,
+        ended_at=None,
+        send_count=1,
+        max_sends=5,
+        next_send_at=started_at + 30_000,
+        check_attempts=0,
+        max_check_attempts=5,
+        messages=[],
+        metadata={},
+    )
+    created = await store.start(
+        tenant_id=tenant.id,
+        e164=number,
+        seen=None,
+        new=draft,
+        code_hash="unused",
+        resend_cooldown_ms=120_000,
+        first_send_ms=30_000,
+        event_id="evt_halfway",
+    )
+    assert created == Created(draft.id)
+    retried = await tenant.client.post("/v1/verifications", json={"phone_number": number})
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["id"] == draft.id
+    assert len(await sent_codes(sim, number)) == 1

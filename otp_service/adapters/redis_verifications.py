@@ -221,13 +221,15 @@ class VerificationStore:
         new: Verification,
         code_hash: str,
         resend_cooldown_ms: int,
+        first_send_ms: int,
         event_id: str,
     ) -> StartResult:
         """Create ``new``, or resend the live verification ``seen`` with ``code_hash``.
 
         ``new`` is used only when ``seen`` is absent or no longer live; its id must be the
         one ``code_hash`` was made for. A new verification's expiry timer and its
-        ``verification.created`` event (``event_id``) are queued with it.
+        ``verification.created`` event (``event_id``) are queued with it. A verification
+        with no send recorded ``first_send_ms`` after its start is resent despite the cooldown.
         """
         resend = seen is not None and seen.live
         seen_key = keys.verification(tenant_id, seen.id) if seen else keys.pending(tenant_id, e164)
@@ -263,6 +265,7 @@ class VerificationStore:
                 new.expires_at,
                 ENDED_RETENTION_MS,
                 event_id,
+                first_send_ms,
             ],
         )
         match reply:

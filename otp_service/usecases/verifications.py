@@ -102,7 +102,9 @@ class Verifications:
         clock: Clock,
         rng: random.Random,
         metrics: Metrics,
+        first_send_ms: int,
     ) -> None:
+        """``first_send_ms``: the longest a start's first send can take (its Telnyx calls)."""
         self._store = store
         self._optouts = optouts
         self._delivery = delivery
@@ -110,6 +112,7 @@ class Verifications:
         self._clock = clock
         self._rng = rng
         self._metrics = metrics
+        self._first_send_ms = first_send_ms
 
     async def start(self, tenant: Tenant, request: StartRequest) -> tuple[Verification, bool]:
         """Start a verification, or resend the number's pending one.
@@ -146,6 +149,7 @@ class Verifications:
                 new=draft,
                 code_hash=code_hash,
                 resend_cooldown_ms=settings.resend_cooldown_seconds * 1000,
+                first_send_ms=self._first_send_ms,
                 event_id=new_id("evt", self._rng),
             )
             if isinstance(result, Limited):

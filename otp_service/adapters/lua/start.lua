@@ -2,12 +2,16 @@
 -- The caller read the pending index first and chose a mode; the script re-checks that the
 -- index still holds what the caller saw, so two concurrent starts cannot both create.
 -- A new verification's expiry timer and `verification.created` event are queued with it.
+-- A resend ignores the cooldown when no send of the verification was ever recorded and the
+-- first one had time to be (its start failed half-way, e.g. Redis stalled after creating it):
+-- the user got nothing, and the tenant's retry must not be refused for the cooldown.
 -- KEYS[1] pending index of (tenant, phone)  KEYS[2] verification the caller saw ('' mode create: any key in the slot)
 -- KEYS[3] verification to create  KEYS[4..7] tenant record, outbox work, leases, jobs
 -- ARGV[1] mode 'create' | 'resend'   ARGV[2] id the index held when read ('' for none)
 -- ARGV[3] now_ms   ARGV[4] argon2 hash of the code just generated   ARGV[5] resend cooldown ms
 -- create only: ARGV[6] new id  ARGV[7] fields as a JSON object  ARGV[8] expires_at ms
 --              ARGV[9] how long an ended verification stays readable, ms  ARGV[10] event id
+-- ARGV[11] how long a first send may take, ms (after that, no recorded send means none)
 -- returns {hint, 'created', id} | {hint, 'resent', id} | {hint, 'limited', limit, retry_after_ms}
 --       | {hint, 'retry'}
 local mode, seen, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -16,10 +20,14 @@ if current ~= seen then return {HINT, 'retry'} end
 
 if mode == 'resend' then
   if seen == '' or not live(KEYS[2], now) then return {HINT, 'retry'} end
-  local v = redis.call('HMGET', KEYS[2], 'send_count', 'max_sends', 'next_send_at', 'expires_at', 'hashes')
+  local v = redis.call('HMGET', KEYS[2], 'send_count', 'max_sends', 'next_send_at', 'expires_at',
+    'hashes', 'messages', 'created_at')
   local sends, max_sends, next_at, expires = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
+  local never_sent = v[6] == '[]' and now >= tonumber(v[7]) + tonumber(ARGV[11])
   if sends >= max_sends then return {HINT, 'limited', 'max_sends', expires - now} end
-  if now < next_at then return {HINT, 'limited', 'resend_cooldown', next_at - now} end
+  if now < next_at and not never_sent then
+    return {HINT, 'limited', 'resend_cooldown', next_at - now}
+  end
   local hashes = cjson.decode(v[5])
   table.insert(hashes, ARGV[4])
   redis.call('HSET', KEYS[2], 'send_count', sends + 1, 'next_send_at', now + tonumber(ARGV[5]),
