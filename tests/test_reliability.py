@@ -187,6 +187,19 @@ def _message(message_id: str, position: int) -> Message:
     )
 
 
+async def _silent_start(
+    tenant: TenantHandle, sim: httpx.AsyncClient, redis: Redis
+) -> tuple[VerificationStore, Verification]:
+    """A verification whose first SMS gets no receipt, and a store to play Telnyx's part."""
+    number = fresh_number()
+    await script(sim, number, action="silent")
+    verification_id = await _start(tenant, number)
+    store = VerificationStore(redis, WorkQueue(redis))
+    verification = await store.get(tenant.id, verification_id)
+    assert verification is not None
+    return store, verification
+
+
 async def test_a_receipt_before_its_message_is_recorded_is_applied_when_it_is(
     make_tenant: MakeTenant, sim: httpx.AsyncClient, redis: Redis
 ) -> None:
@@ -194,13 +207,8 @@ async def test_a_receipt_before_its_message_is_recorded_is_applied_when_it_is(
     the pointer, or in the verification when the pointer came first) and applied as the
     message is recorded, and its fallback follows (such receipts used to be dropped)."""
     tenant = await make_tenant(**CHAINS)
-    number = fresh_number()
-    await script(sim, number, action="silent")
-    verification_id = await _start(tenant, number)
-    store = VerificationStore(redis, WorkQueue(redis))
-    verification = await store.get(tenant.id, verification_id)
-    assert verification is not None
-    now = int(time.time() * 1000)
+    store, verification = await _silent_start(tenant, sim, redis)
+    verification_id, now = verification.id, int(time.time() * 1000)
     early = "early-" + verification_id
     assert await store.apply_receipt(early, "delivery_failed", ("40008",), now, "evt_a") == "parked"
     await store.record_send(
@@ -225,13 +233,8 @@ async def test_a_receipt_between_pointer_and_record_is_kept_in_the_verification(
 ) -> None:
     """A receipt that finds the pointer but not yet the message waits in the verification."""
     tenant = await make_tenant()
-    number = fresh_number()
-    await script(sim, number, action="silent")
-    verification_id = await _start(tenant, number)
-    store = VerificationStore(redis, WorkQueue(redis))
-    verification = await store.get(tenant.id, verification_id)
-    assert verification is not None
-    now = int(time.time() * 1000)
+    store, verification = await _silent_start(tenant, sim, redis)
+    verification_id, now = verification.id, int(time.time() * 1000)
     late = "late-" + verification_id
     await redis.set(f"otp:{{m:{late}}}", f"{tenant.id} {verification_id}", px=60_000)
     assert await store.apply_receipt(late, "delivered", (), now, "evt_c") == "parked"
