@@ -27,6 +27,8 @@ from types import TracebackType
 from typing import IO, Final, Self
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 _LOG = logging.getLogger(__name__)
 _HOST: Final = "127.0.0.1"
@@ -34,6 +36,7 @@ _PORT_ATTEMPTS: Final = 5
 _POLL_SECONDS: Final = 0.02
 _STOP_SECONDS: Final = 5.0
 _LOG_TAIL_CHARS: Final = 2000
+_NO_RETRY: Final = Retry(NoBackoff(), 0)
 
 
 def _dies_with_parent(arguments: list[str]) -> list[str]:
@@ -246,6 +249,32 @@ class PrivateRedis:
         self._log.flush()
         text = (self._directory / "redis.log").read_text(errors="replace")
         return text[-_LOG_TAIL_CHARS:]
+
+    def restart(self) -> None:
+        """Stop the server and start a new one on the same port, with the data it had.
+
+        The server saves its data on the way down (``SHUTDOWN SAVE``) and the new process
+        loads it from the same directory, as a restart of a persistent Redis would: clients
+        see their connections drop and find everything again. (A restart that loses the data
+        is ``stop()`` and a new ``PrivateRedis(port=...)``.)
+
+        Raises:
+            PrivateRedisError: the server is not running, or the new one did not come up.
+        """
+        process, port, directory, log = self._process, self._port, self._directory, self._log
+        if process is None or port is None or directory is None or log is None:
+            raise PrivateRedisError("the private redis-server is not running")
+        # No retries: the server closing the connection is SHUTDOWN's success.
+        client = redis.Redis(host=_HOST, port=port, socket_timeout=_STOP_SECONDS, retry=_NO_RETRY)
+        try:
+            client.shutdown(save=True)
+        finally:
+            client.close()
+        process.wait(timeout=_STOP_SECONDS)
+        self._process = self._spawn(self._executable or find_redis_server(), port, directory, log)
+        if not self._wait_until_ready(self._process, port):
+            self.stop()
+            raise PrivateRedisError(f"redis-server did not restart on port {port}")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 5 s) and delete its directory.

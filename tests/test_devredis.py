@@ -83,6 +83,18 @@ def test_takes_an_explicit_port() -> None:
         _set_and_get(second.url)
 
 
+def test_a_restart_keeps_the_port_and_the_data() -> None:
+    """restart() is a new process on the same port that loads what the old one held."""
+    with PrivateRedis() as server:
+        port, pid = server.port, server.pid
+        with redis.Redis.from_url(server.url, decode_responses=True) as client:
+            client.set("otp:kept", "yes")
+            server.restart()
+            assert client.get("otp:kept") == "yes"
+            assert client.info("server")["process_id"] == server.pid
+        assert (server.port, _is_running(pid)) == (port, False)
+
+
 def test_refuses_a_port_another_server_holds() -> None:
     with PrivateRedis() as other:
         with pytest.raises(PrivateRedisError, match="exited before answering PING"):

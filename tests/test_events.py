@@ -326,3 +326,20 @@ async def test_an_event_undeliverable_for_a_day_is_dropped(
     await arrives(receiver, "verification.expired", verification["id"])
     created = receiver.of_type("verification.created")
     assert all(e["data"]["id"] != verification["id"] for e in created)
+
+
+async def test_receipts_that_come_before_the_send_answer_are_reported(
+    subscriber: TenantHandle, receiver: Receiver, sim: httpx.AsyncClient
+) -> None:
+    """Receipts Telnyx posts before answering the send are applied with the message and reported.
+
+    They are kept until the message is recorded; applying them then used to change the
+    message without any message.status event.
+    """
+    number = fresh_number()
+    behaviour = {"to": number, "action": "deliver", "receipts": "before"}
+    (await sim.post("/_sim/behaviours", json=behaviour)).raise_for_status()
+    verification = await start(subscriber, number)
+    assert verification["messages"][0]["status"] == "delivered"
+    event = await arrives(receiver, "message.status", verification["id"])
+    assert event["data"]["messages"][0]["status"] == "delivered"

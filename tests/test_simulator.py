@@ -423,6 +423,92 @@ async def test_a_timeout_behaviour_holds_the_send_until_the_client_gives_up(
     assert (await api.get("/_sim/messages")).json() == []
 
 
+async def test_a_reset_behaviour_takes_the_message_but_drops_the_answer(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A scripted reset sends the message and reports it, but the connection drops mid-answer."""
+    await script(api, action="reset", times=1)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        await api.post("/messages/long_code", json=VALID_BODIES["/messages/long_code"])
+
+    [message] = (await api.get("/_sim/messages")).json()
+    await eventually(lambda: len(receiver.for_message(message["id"])) == 2)
+    assert (
+        await api.post("/messages/long_code", json=VALID_BODIES["/messages/long_code"])
+    ).is_success
+
+
+async def test_a_delayed_send_is_answered_late_and_sent_even_if_the_client_left(
+    api: httpx.AsyncClient,
+) -> None:
+    """delay_seconds holds the answer; a send whose client gave up meanwhile is still sent."""
+    await script(api, action="deliver", delay_seconds=0.3, times=2)
+    body = VALID_BODIES["/messages/long_code"]
+
+    started = time.monotonic()
+    answered = await api.post("/messages/long_code", json=body)
+    waited = time.monotonic() - started
+    with pytest.raises(httpx.ReadTimeout):
+        await api.post("/messages/long_code", json=body, timeout=0.05)
+    inbox_when_given_up = (await api.get("/_sim/messages")).json()
+    for _ in range(100):
+        if len((await api.get("/_sim/messages")).json()) == 2:
+            break
+        await asyncio.sleep(0.01)
+
+    assert answered.status_code == 200
+    assert waited >= 0.3
+    assert [m["id"] for m in inbox_when_given_up] == [answered.json()["data"]["id"]]
+    assert len((await api.get("/_sim/messages")).json()) == 2
+
+
+async def test_receipts_before_the_answer_are_acknowledged_before_the_send_returns(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """receipts=before posts message.sent and message.finalized before answering the send."""
+    await script(api, action="fail", receipts="before")
+
+    message_id = await send(api)
+
+    hooks = receiver.for_message(message_id)
+    assert [h.data["event_type"] for h in hooks] == ["message.sent", "message.finalized"]
+    assert hooks[1].data["payload"]["to"][0]["status"] == "delivery_failed"
+
+
+async def test_reversed_receipts_come_last_first_each_as_of_its_step(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """receipts=reversed posts message.finalized first; the late message.sent still says sent."""
+    await script(api, action="deliver", receipts="reversed")
+
+    message_id = await send(api)
+    await eventually(lambda: len(receiver.for_message(message_id)) == 2)
+
+    hooks = receiver.for_message(message_id)
+    assert [(h.data["event_type"], h.data["payload"]["to"][0]["status"]) for h in hooks] == [
+        ("message.finalized", "delivered"),
+        ("message.sent", "sent"),
+    ]
+
+
+async def test_receipts_twice_post_each_event_again_with_its_id(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """receipts=twice posts every event two times, as Telnyx's redelivery (same event id)."""
+    await script(api, action="deliver", receipts="twice")
+
+    message_id = await send(api)
+    await eventually(lambda: len(receiver.for_message(message_id)) == 4)
+    await asyncio.sleep(0.1)
+
+    hooks = receiver.for_message(message_id)
+    types = [h.data["event_type"] for h in hooks]
+    assert types == ["message.sent", "message.sent", "message.finalized", "message.finalized"]
+    assert hooks[0].data["id"] == hooks[1].data["id"]
+    assert hooks[2].data["id"] == hooks[3].data["id"]
+
+
 async def test_the_inbox_lists_sends_oldest_first_and_filters_by_number(
     api: httpx.AsyncClient,
 ) -> None:
@@ -566,8 +652,12 @@ async def test_behaviour_scripts_are_validated(api: httpx.AsyncClient) -> None:
     """A behaviour with an unknown action or a non-E.164 number is refused with 400."""
     unknown = await api.post("/_sim/behaviours", json={"to": TO, "action": "explode"})
     bad_number = await api.post("/_sim/behaviours", json={"to": "12", "action": "fail"})
+    negative = {"to": TO, "action": "deliver", "delay_seconds": -1}
+    bad_receipts = {"to": TO, "action": "deliver", "receipts": "sideways"}
+    answers = [await api.post("/_sim/behaviours", json=b) for b in (negative, bad_receipts)]
 
     assert (unknown.status_code, bad_number.status_code) == (400, 400)
+    assert [a.status_code for a in answers] == [400, 400]
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@ OpenAPI schemas, and reports on accepted messages with signed ``message.sent`` a
 ``message.finalized`` webhooks, sent in the background as Telnyx does.
 
 Beside the Telnyx API, ``/_sim/...`` endpoints script what happens to sends to a number
-(``deliver``, ``fail``, ``reject``, ``timeout``, ``silent``), manage opt-outs, list what was
-sent (a developer inbox with the codes in it), and send inbound SMS (e.g. STOP) as webhooks.
+(``deliver``, ``fail``, ``reject``, ``timeout``, ``silent``, ``reset``, after a delay, with
+receipts before the answer, out of order or twice), manage opt-outs, list what was sent (a
+developer inbox with the codes in it), and send inbound SMS (e.g. STOP) as webhooks.
 All state lives in the app instance and is gone when it stops.
 """
 
@@ -31,6 +32,8 @@ from litestar.exceptions import ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.logging import LoggingConfig
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response.base import ASGIResponse
+from litestar.types import Receive, Send
 from nacl.signing import SigningKey
 
 from otp_service.core.model import SenderType
@@ -42,6 +45,7 @@ from otp_service.simulator.state import (
     InboundRequest,
     OptOut,
     OptOutRequest,
+    Receipts,
     SimMessage,
     SimulatorState,
     new_uuid,
@@ -94,6 +98,24 @@ async def _wait_for_disconnect(request: Request[Any, Any, Any]) -> None:
     """Return when the client closes the connection (its body has been read already)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+class _CutOffBody(ASGIResponse):
+    """An answer that stops after its headers: the body they announce never comes.
+
+    The server then closes the connection, so the client sees it drop mid-answer.
+    """
+
+    async def send_body(self, send: Send, receive: Receive) -> None:
+        """Send no body at all."""
+
+
+class _LostAnswer(Response[Any]):
+    """A send's answer lost on the way: status line and headers, then the connection drops."""
+
+    def to_asgi_response(self, *_args: object, **_kwargs: object) -> ASGIResponse:
+        """Answer with the headers of the JSON content only."""
+        return _CutOffBody(body=msgspec.json.encode(self.content), media_type="application/json")
 
 
 async def _scripted_refusal(
@@ -162,9 +184,21 @@ class Simulator:
             return _errors(403, telnyx_error("40300", detail, pointer="/to"))
         behaviour = self.state.take_behaviour(body["to"], sender_type)
         if behaviour is not None:
+            await asyncio.sleep(behaviour.delay_seconds)
             scripted = await _scripted_refusal(behaviour, request)
             if scripted is not None:
                 return scripted
+        return await self._accept(path, body, sender_type, sender, behaviour)
+
+    async def _accept(
+        self,
+        path: str,
+        body: dict[str, Any],
+        sender_type: SenderType,
+        sender: str,
+        behaviour: Behaviour | None,
+    ) -> Response[Any]:
+        """Take a send: keep the message, report on it as scripted, answer with it."""
         message = SimMessage(
             id=new_uuid(),
             endpoint=path,
@@ -172,42 +206,62 @@ class Simulator:
             from_=sender,
             to=body["to"],
             text=body.get("text", ""),
-            messaging_profile_id=profile,
+            messaging_profile_id=body.get("messaging_profile_id"),
             webhook_url=body.get("webhook_url"),
             received_at=now_rfc3339(),
         )
         self.state.messages[message.id] = message
+        answer = {"data": message.payload()}
         if behaviour is None or behaviour.action is not Action.SILENT:
-            self.webhooks.spawn(self._progress(message, behaviour))
-        return _json({"data": message.payload()})
+            if behaviour is not None and behaviour.receipts is Receipts.BEFORE:
+                await self._progress(message, behaviour)
+            else:
+                self.webhooks.spawn(self._progress(message, behaviour))
+        if behaviour is not None and behaviour.action is Action.RESET:
+            return _LostAnswer(answer)
+        return _json(answer)
 
     async def _progress(self, message: SimMessage, behaviour: Behaviour | None) -> None:
-        """Move a message to ``sent`` and then its final status, reporting each step."""
+        """Move a message to ``sent`` and then its final status, reporting each step.
+
+        Each event shows the message as it was at its step, even when it is posted late
+        (``reversed``) or again (``twice``, the same event id).
+        """
         failing = behaviour is not None and behaviour.action is Action.FAIL
         final_status = behaviour.final_status if behaviour is not None and failing else "delivered"
-        if final_status != "sending_failed":
+        receipts = behaviour.receipts if behaviour is not None else Receipts.AFTER
+        steps = [("sent", "message.sent")] if final_status != "sending_failed" else []
+        steps.append((final_status, "message.finalized"))
+        held: list[dict[str, Any]] = []
+        for status, event_type in steps:
             await asyncio.sleep(self.config.webhook_delay_seconds)
-            message.status, message.sent_at = "sent", now_rfc3339()
-            await self._report(message, "message.sent")
-        await asyncio.sleep(self.config.webhook_delay_seconds)
-        message.status, message.completed_at = final_status, now_rfc3339()
-        if behaviour is not None and failing:
-            detail = "The simulated carrier did not deliver the message."
-            message.errors = [telnyx_error(behaviour.error_code or "40008", detail)]
-        await self._report(message, "message.finalized")
+            message.status = status
+            if event_type == "message.sent":
+                message.sent_at = now_rfc3339()
+            else:
+                message.completed_at = now_rfc3339()
+                if behaviour is not None and failing:
+                    detail = "The simulated carrier did not deliver the message."
+                    message.errors = [telnyx_error(behaviour.error_code or "40008", detail)]
+            event = {
+                "event_type": event_type,
+                "id": new_uuid(),
+                "occurred_at": now_rfc3339(),
+                "payload": message.payload(),
+                "record_type": "event",
+            }
+            if receipts is Receipts.REVERSED:
+                held.insert(0, event)
+                continue
+            for _ in range(2 if receipts is Receipts.TWICE else 1):
+                await self._report(message, event)
+        for event in held:
+            await self._report(message, event)
 
-    async def _report(self, message: SimMessage, event_type: str) -> None:
+    async def _report(self, message: SimMessage, event: dict[str, Any]) -> None:
         url = message.webhook_url or self.config.default_webhook_url
-        if url is None:
-            return
-        event = {
-            "event_type": event_type,
-            "id": new_uuid(),
-            "occurred_at": now_rfc3339(),
-            "payload": message.payload(),
-            "record_type": "event",
-        }
-        await self.webhooks.deliver(url, event)
+        if url is not None:
+            await self.webhooks.deliver(url, event)
 
     def get_message(self, message_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
         """Answer ``GET /messages/{id}`` for a message this simulator accepted."""

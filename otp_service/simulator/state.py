@@ -33,6 +33,23 @@ class Action(enum.StrEnum):
     REJECT = "reject"
     TIMEOUT = "timeout"
     SILENT = "silent"
+    RESET = "reset"
+
+
+class Receipts(enum.StrEnum):
+    """When and how the webhooks about an accepted send are posted.
+
+    ``after``: in order, after the send is answered (what Telnyx usually does);
+    ``before``: in order, each answered by the service before the send itself is answered;
+    ``reversed``: after the answer, the last first (``message.finalized`` before
+    ``message.sent``); ``twice``: after the answer, each event posted twice (Telnyx's
+    redelivery of one event, same id).
+    """
+
+    AFTER = "after"
+    BEFORE = "before"
+    REVERSED = "reversed"
+    TWICE = "twice"
 
 
 class Behaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -40,7 +57,11 @@ class Behaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     ``error_code`` is the Telnyx code of a ``reject`` (default 40305) or ``fail`` (default
     40008); ``http_status`` is the status of a ``reject``; ``final_status`` is how a ``fail``
-    ends (``sending_failed`` also skips ``message.sent``).
+    ends (``sending_failed`` also skips ``message.sent``). A ``reset`` takes the message (it
+    is sent and reported) but the connection drops before the answer's body, as when the
+    answer is lost on the way. ``delay_seconds`` passes before the send is acted on, whether
+    or not the client still waits (so a slow send the client gave up on is still sent);
+    ``receipts`` says when and how its webhooks come (``Receipts``).
     """
 
     to: E164
@@ -50,6 +71,8 @@ class Behaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     http_status: Annotated[int, Meta(ge=400, le=599)] = 400
     times: Annotated[int, Meta(ge=1)] | None = None
     final_status: Literal["delivery_failed", "sending_failed", "expired"] = "delivery_failed"
+    delay_seconds: Annotated[float, Meta(ge=0, le=60)] = 0.0
+    receipts: Receipts = Receipts.AFTER
 
 
 class OptOutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

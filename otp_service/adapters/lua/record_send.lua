@@ -1,12 +1,14 @@
 -- Append one send attempt to a verification's messages, with the work that follows it:
--- receipts that arrived before the message was known are applied now, a reported failure
--- queues the fallback, a silence timer is set when the tenant has a delivery timeout, and
--- when the attempt ends the verification (every sender refused) it is failed and its
+-- receipts that arrived before the message was known are applied now and reported
+-- (`message.status`, as message_status.lua would have), a reported failure queues the
+-- fallback, a silence timer is set when the tenant has a delivery timeout, and when the
+-- attempt ends the verification (every sender refused) it is failed and its
 -- `verification.failed` queued.
 -- KEYS[1] verification  KEYS[2..5] tenant record, outbox work, leases, jobs
 -- KEYS[6] pending index of its phone number
 -- ARGV[1] message as JSON  ARGV[2] '1' to fail the verification  ARGV[3] now_ms
--- ARGV[4] how long an ended verification stays readable, ms  ARGV[5] event id
+-- ARGV[4] how long an ended verification stays readable, ms  ARGV[5] event id (of the
+-- `message.status` of a sent message, or the `verification.failed` of a refused one: never both)
 -- ARGV[6] delivery timeout, ms ('' for none)  ARGV[7] JSON array of receipts kept by the
 -- message's pointer before it existed ({status, error_codes, at})
 -- returns {hint, 'ended'} when this call failed the verification, else {hint, its status}
@@ -18,11 +20,14 @@ local messages = cjson.decode(v[1])
 local message = cjson.decode(ARGV[1])
 local box = outbox(KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 local pending = v[2] == 'pending' and now < tonumber(v[5])
+local moved = false
 if message['id'] ~= cjson.null then
   local early = cjson.decode(v[4] or '{}')
-  for _, receipt in ipairs(cjson.decode(ARGV[7])) do apply_receipt(message, receipt) end
+  for _, receipt in ipairs(cjson.decode(ARGV[7])) do
+    moved = apply_receipt(message, receipt) or moved
+  end
   if early[message['id']] then
-    apply_receipt(message, early[message['id']])
+    moved = apply_receipt(message, early[message['id']]) or moved
     early[message['id']] = nil
     redis.call('HSET', KEYS[1], 'early', next(early) and cjson.encode(early) or '{}')
   end
@@ -39,4 +44,5 @@ if ARGV[2] == '1' and v[2] == 'pending' then
   emit(box, KEYS[1], ARGV[5], 'verification.failed', now)
   return {HINT, 'ended'}
 end
+if moved then emit(box, KEYS[1], ARGV[5], 'message.status', now) end
 return {HINT, v[2]}
