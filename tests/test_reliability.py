@@ -323,3 +323,28 @@ async def test_a_start_that_never_sent_is_resent_despite_the_cooldown(
     assert retried.status_code == 200, retried.text
     assert retried.json()["id"] == draft.id
     assert len(await sent_codes(sim, number)) == 1
+
+
+async def test_a_check_that_died_holding_the_last_attempt_ends_the_verification(
+    make_tenant: MakeTenant, sim: httpx.AsyncClient, redis: Redis, clock: MovableClock
+) -> None:
+    """Killed between taking the last attempt and comparing, a check used to leave its
+    verification pending (every later check refused) until it expired; the next check
+    after the longest compare ends it as max_attempts_reached, with its event."""
+    tenant = await make_tenant(max_check_attempts=1)
+    number = fresh_number()
+    verification_id = await _start(tenant, number)
+    [code] = await sent_codes(sim, number)
+    store = VerificationStore(redis, WorkQueue(redis))
+    begun = await store.check_begin(
+        tenant.id, verification_id, code_length=len(code), now_ms=clock.now_ms()
+    )
+    assert begun is not None
+    clock.advance(31)
+    late = await tenant.client.post(
+        f"/v1/verifications/{verification_id}/check", json={"code": code}
+    )
+    assert late.status_code == 409
+    assert late.json()["verification_status"] == "max_attempts_reached"
+    read = await tenant.client.get(f"/v1/verifications/{verification_id}")
+    assert read.json()["status"] == "max_attempts_reached"

@@ -23,6 +23,9 @@ from otp_service.core.model import Message, SenderType, Verification, Verificati
 ENDED_RETENTION_MS: Final = 24 * 3600 * 1000
 """How long an ended verification stays readable."""
 
+COMPARE_MS: Final = 30_000
+"""Longer than any check takes between its two scripts (argon2, even queued under load)."""
+
 EARLY_RECEIPT_MS: Final = 3600 * 1000
 """How long a receipt for a message not yet linked to its verification is kept."""
 
@@ -110,6 +113,16 @@ class CheckRefused(msgspec.Struct, frozen=True, kw_only=True):
 
     status: VerificationStatus
     deciding: bool = False
+
+
+class CheckAbandoned(msgspec.Struct, frozen=True, kw_only=True):
+    """Every attempt is used, and the check that took the last one died before finishing.
+
+    The caller ends the verification for it (``check_finish`` with that attempt).
+    """
+
+    phone_number: str
+    attempt: int
 
 
 class CheckFinished(msgspec.Struct, frozen=True, kw_only=True):
@@ -338,14 +351,15 @@ class VerificationStore:
 
     async def check_begin(
         self, tenant_id: str, verification_id: str, *, code_length: int, now_ms: int
-    ) -> CheckBegun | CheckRefused | Malformed | None:
+    ) -> CheckBegun | CheckRefused | CheckAbandoned | Malformed | None:
         """Take one check attempt; ``None`` when the verification is gone (or another's).
 
         ``code_length`` is the submitted code's length, -1 when it is not all ASCII digits.
         """
         async with translated():
             reply = await self._check_begin(
-                keys=[keys.verification(tenant_id, verification_id)], args=[now_ms, code_length]
+                keys=[keys.verification(tenant_id, verification_id)],
+                args=[now_ms, code_length, COMPARE_MS],
             )
         match reply:
             case ["ok", attempts, max_attempts, hashes, phone_number]:
@@ -359,6 +373,8 @@ class VerificationStore:
                 return Malformed(code_length=int(expected))
             case ["ended", status]:
                 return CheckRefused(status=VerificationStatus(status))
+            case ["exhausted", _, max_attempts, phone_number, 1]:
+                return CheckAbandoned(phone_number=text(phone_number), attempt=int(max_attempts))
             case ["exhausted", *_]:
                 return CheckRefused(status=VerificationStatus.MAX_ATTEMPTS_REACHED, deciding=True)
             case _:

@@ -30,6 +30,7 @@ import msgspec
 
 from otp_service.adapters.redis_optouts import OptOut, OptOutStore
 from otp_service.adapters.redis_verifications import (
+    CheckAbandoned,
     CheckRefused,
     Conflict,
     Created,
@@ -249,6 +250,20 @@ class Verifications:
             raise NotFound("no such verification", "verification_not_found")
         if isinstance(begun, Malformed):
             raise InvalidCodeFormat(f"code must be exactly {begun.code_length} digits (0-9)")
+        if isinstance(begun, CheckAbandoned):
+            abandoned = await self._store.check_finish(
+                tenant.id,
+                verification_id,
+                phone_number=begun.phone_number,
+                attempt=begun.attempt,
+                approve=False,
+                now_ms=self._clock.now_ms(),
+                event_id=new_id("evt", self._rng),
+            )
+            self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
+            raise self._not_pending(
+                abandoned.status if abandoned else VerificationStatus.MAX_ATTEMPTS_REACHED
+            )
         if isinstance(begun, CheckRefused):
             self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
             status = begun.status

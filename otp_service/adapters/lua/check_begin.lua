@@ -4,19 +4,26 @@
 -- check_finish.lua. A malformed code is refused here, without using an attempt, so a
 -- check needs no read of its own first.
 -- A verification past its expiry is refused; expire.lua, run by the worker, records it.
+-- Every attempt in use while the verification is still pending means checks are comparing;
+-- if the last was taken longer ago than any compare takes, its check died (its process was
+-- killed) and the caller ends the verification as check_finish would have.
 -- KEYS[1] verification
 -- ARGV[1] now_ms  ARGV[2] length of the submitted code, -1 when it is not all ASCII digits
+-- ARGV[3] the longest a compare can take, ms
 -- returns {'missing'} | {'ended', status} | {'malformed', code_length}
---       | {'exhausted', attempts, max}
+--       | {'exhausted', attempts, max, phone number, 1 if the last attempt's check died else 0}
 --       | {'ok', attempts (this one included), max, hashes JSON, phone number}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local now = tonumber(ARGV[1])
 local v = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'check_attempts',
-  'max_check_attempts', 'hashes', 'code_length', 'phone_number')
+  'max_check_attempts', 'hashes', 'code_length', 'phone_number', 'last_check_at')
 local status, expires, attempts, max = v[1], tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
 if status == 'pending' and now >= expires then return {'ended', 'expired'} end
 if status ~= 'pending' then return {'ended', status} end
 if tonumber(ARGV[2]) ~= tonumber(v[6]) then return {'malformed', tonumber(v[6])} end
-if attempts >= max then return {'exhausted', attempts, max} end
-redis.call('HSET', KEYS[1], 'check_attempts', attempts + 1)
+if attempts >= max then
+  local died = now - tonumber(v[8] or 0) > tonumber(ARGV[3]) and 1 or 0
+  return {'exhausted', attempts, max, v[7], died}
+end
+redis.call('HSET', KEYS[1], 'check_attempts', attempts + 1, 'last_check_at', now)
 return {'ok', attempts + 1, max, v[5], v[7]}
