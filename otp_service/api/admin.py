@@ -44,7 +44,7 @@ class AdminController(Controller):
         "/tenants",
         status_code=HTTP_201_CREATED,
         summary="Create a tenant",
-        responses=problem_responses(400, 401, 413, 422),
+        responses=problem_responses(400, 401, 413, 415, 422),
     )
     async def create_tenant(
         self, data: JSONBody[CreateTenantBody], services: NamedDependency[Services]
@@ -62,7 +62,7 @@ class AdminController(Controller):
     @patch(
         "/tenants/{tenant_id:str}",
         summary="Change a tenant's settings",
-        responses=problem_responses(400, 401, 404, 413, 422),
+        responses=problem_responses(400, 401, 404, 413, 415, 422),
     )
     async def patch_tenant(
         self,

@@ -51,7 +51,7 @@ async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
     summary="Telnyx messaging webhooks",
     status_code=HTTP_200_OK,
     media_type=MediaType.TEXT,
-    responses=problem_responses(401, 413),
+    responses=problem_responses(400, 401, 413),
 )
 async def telnyx_webhook(
     request: Request[Any, Any, Any], services: NamedDependency[Services]

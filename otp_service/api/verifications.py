@@ -60,7 +60,7 @@ class VerificationController(Controller):
         "/",
         status_code=HTTP_201_CREATED,
         summary="Start a verification (or re-send the pending one)",
-        responses=_STARTED | problem_responses(400, 401, 403, 409, 413, 422, 429, 502, 503),
+        responses=_STARTED | problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 502, 503),
     )
     async def start(
         self,
@@ -120,7 +120,7 @@ class VerificationController(Controller):
         "/{verification_id:str}/check",
         status_code=HTTP_200_OK,
         summary="Check a code",
-        responses=problem_responses(400, 401, 404, 409, 413, 422),
+        responses=problem_responses(400, 401, 404, 409, 413, 415, 422),
     )
     async def check(
         self,
@@ -136,7 +136,7 @@ class VerificationController(Controller):
         "/check",
         status_code=HTTP_200_OK,
         summary="Check a code against the pending verification of a number",
-        responses=problem_responses(400, 401, 404, 409, 413, 422),
+        responses=problem_responses(400, 401, 404, 409, 413, 415, 422),
     )
     async def check_by_phone(
         self,
