@@ -21,6 +21,7 @@ from otp_service import __version__
 from otp_service.api.admin import AdminController
 from otp_service.api.bodies import JsonRequest
 from otp_service.api.dependencies import provide_services
+from otp_service.api.methods import complete_allow
 from otp_service.api.operations import live, metrics, ready, telnyx_webhook
 from otp_service.api.verifications import (
     OptOutController,
@@ -91,4 +92,5 @@ def create_app(
         logging_config=None,  # the process (CLI) owns logging; building an app changes none
         request_max_body_size=settings.max_body_bytes,
         request_class=JsonRequest,
+        before_send=[complete_allow],
     )

@@ -157,7 +157,9 @@ def _from_http_exception(exc: HTTPException) -> errors.OtpError | None:
     return None
 
 
-def _generic(status: int, code: str, detail: str) -> Response[Problem]:
+def _generic(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response[Problem]:
     problem = Problem(
         type=TYPE_BASE + code,
         title=code.replace("_", " ").capitalize(),
@@ -165,7 +167,7 @@ def _generic(status: int, code: str, detail: str) -> Response[Problem]:
         detail=detail,
         code=code,
     )
-    return Response(problem, status_code=status, media_type=PROBLEM_JSON)
+    return Response(problem, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def handle_otp_error(_: Request[Any, Any, Any], exc: errors.OtpError) -> Response[Problem]:
@@ -182,7 +184,8 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         log.error("HTTP error %s on %s %s", exc.status_code, request.method, request.url.path)
         return _generic(exc.status_code, "internal_error", "the service failed; try again")
     code = _GENERIC_CODES.get(exc.status_code, "bad_request")
-    return _generic(exc.status_code, code, exc.detail)
+    # Litestar's headers say how to do better: a 405's ``Allow`` lists the path's methods.
+    return _generic(exc.status_code, code, exc.detail, dict(exc.headers or {}))
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:

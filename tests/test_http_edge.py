@@ -1,4 +1,4 @@
-"""The HTTP edge: bodies that are not JSON, bodies not declared JSON, exact types."""
+"""The HTTP edge: bodies that are not JSON, bodies not declared JSON, exact types, methods."""
 
 from __future__ import annotations
 
@@ -198,3 +198,31 @@ async def test_a_string_field_takes_no_number(tenant: TenantHandle) -> None:
     """A code sent as a JSON number is refused like any other malformed code."""
     response = await tenant.client.post("/v1/verifications/ver_x/check", json={"code": 123456})
     _problem(response, 422, "invalid_code_format")
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/verifications", "OPTIONS, POST"),
+        ("/v1/verifications/ver_x", "GET, OPTIONS"),
+        ("/admin/tenants/{tenant}", "GET, OPTIONS, PATCH"),
+        ("/admin/tenants/{tenant}/api-keys", "GET, OPTIONS, POST"),
+        ("/admin/tenants/{tenant}/api-keys/key_x", "DELETE, OPTIONS"),
+        ("/metrics", "GET, OPTIONS"),
+    ],
+)
+async def test_options_and_405_name_every_method_of_the_path(
+    admin: httpx.AsyncClient, tenant: TenantHandle, path: str, allowed: str
+) -> None:
+    """OPTIONS lists all the path's methods, and a 405 says them in ``Allow`` too.
+
+    OPTIONS used to list only the methods of the path's first handler (no GET on a tenant),
+    and 405 answers had no ``Allow`` header at all.
+    """
+    url = path.format(tenant=tenant.id)
+    options = await admin.options(url)
+    assert options.status_code == 204
+    assert options.headers["allow"] == allowed
+    refused = await admin.put(url, json={})
+    _problem(refused, 405, "method_not_allowed")
+    assert sorted(refused.headers["allow"].split(", ")) == allowed.split(", ")
