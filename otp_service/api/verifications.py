@@ -9,11 +9,12 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from otp_service.api.dependencies import fingerprint, provide_tenant
 from otp_service.api.schemas import (
+    E164_PATTERN,
     CheckBody,
     CheckByPhoneBody,
     CheckOut,
@@ -193,7 +194,15 @@ class OptOutController(Controller):
     )
     async def read(
         self,
-        phone_number: FromPath[str],
+        phone_number: Annotated[
+            str,
+            PathParameter(
+                description="E.164, e.g. `+447400123456`; anything but a valid number is "
+                "422 `invalid_phone_number`",
+                # Documented only, like the body fields: the service's own check answers.
+                schema_extra={"pattern": E164_PATTERN},
+            ),
+        ],
         tenant: NamedDependency[Tenant],
         services: NamedDependency[Services],
     ) -> OptOutOut:
