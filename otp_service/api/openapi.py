@@ -21,7 +21,9 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import (
     Components,
+    OpenAPI,
     OpenAPIFormat,
+    OpenAPIResponse,
     OpenAPIType,
     Reference,
     Schema,
@@ -30,6 +32,7 @@ from litestar.openapi.spec import (
 
 from otp_service import __version__
 from otp_service.api.schemas import SCHEMA_REF
+from otp_service.problems import PROBLEM_JSON
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -59,11 +62,29 @@ def refine(app: Litestar) -> None:
     Call once the app is built, before it serves: the document is built here and cached, so
     ``/schema/openapi.json`` and ``otp-service openapi`` both show the refined one.
     """
-    components = app.openapi_schema.components
+    document = app.openapi_schema
     _, schemas = msgspec.json.schema_components(_structs(app), ref_template=SCHEMA_REF)
-    components.schemas = dict(components.schemas or {}) | {
+    document.components.schemas = dict(document.components.schemas or {}) | {
         name: _object(schema) for name, schema in schemas.items()
     }
+    _drop_foreign_400s(document)
+
+
+def _drop_foreign_400s(document: OpenAPI) -> None:
+    """Drop the 400 Litestar documents, in its own JSON error shape, for any parameter.
+
+    The service never sends that shape: an invalid parameter is a 422 problem (see
+    ``problems``), and the routes that can answer 400 (a body that is not JSON) document
+    their own ``application/problem+json`` one.
+    """
+    for item in (document.paths or {}).values():
+        for operation in (item.get, item.put, item.post, item.delete, item.patch):
+            responses = (operation.responses if operation is not None else None) or {}
+            bad_request = responses.get("400")
+            if isinstance(bad_request, OpenAPIResponse) and PROBLEM_JSON not in (
+                bad_request.content or {}
+            ):
+                del responses["400"]
 
 
 def _structs(app: Litestar) -> list[type[msgspec.Struct]]:
