@@ -111,7 +111,7 @@ class TenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             str,
             Meta(
                 max_length=253,
-                pattern=r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+                pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
                 description="The SMS ends '@<domain> #<code>' so browsers can fill it in (WebOTP)",
             ),
         ]
