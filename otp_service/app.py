@@ -14,12 +14,12 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 
-from otp_service import __version__
 from otp_service.api.admin import AdminController
+from otp_service.api.bodies import JsonRequest
 from otp_service.api.dependencies import provide_services
+from otp_service.api.methods import complete_allow
+from otp_service.api.openapi import openapi_config, refine
 from otp_service.api.operations import live, metrics, ready, telnyx_webhook
 from otp_service.api.verifications import (
     OptOutController,
@@ -31,26 +31,6 @@ from otp_service.metrics import Metrics, MetricsPlugin
 from otp_service.problems import EXCEPTION_HANDLERS
 from otp_service.runtime import open_services
 from otp_service.settings import Settings, load_settings
-
-
-def openapi_config() -> OpenAPIConfig:
-    """The OpenAPI document served at ``/schema/openapi.json`` (and kept in ``openapi/``)."""
-    return OpenAPIConfig(
-        title="otp-service",
-        version=__version__,
-        description="SMS one-time codes over Telnyx, multi-tenant. Contract: API.md.",
-        path="/schema",
-        components=Components(
-            security_schemes={
-                "ApiKey": SecurityScheme(
-                    type="http", scheme="bearer", description="A tenant API key"
-                ),
-                "AdminToken": SecurityScheme(
-                    type="http", scheme="bearer", description="OTP_ADMIN_TOKEN"
-                ),
-            }
-        ),
-    )
 
 
 def create_app(
@@ -71,7 +51,7 @@ def create_app(
             app.state.services = services
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             VerificationController,
             OptOutController,
@@ -89,4 +69,8 @@ def create_app(
         openapi_config=openapi_config(),
         logging_config=None,  # the process (CLI) owns logging; building an app changes none
         request_max_body_size=settings.max_body_bytes,
+        request_class=JsonRequest,
+        before_send=[complete_allow],
     )
+    refine(app)
+    return app

@@ -4,6 +4,8 @@ Nothing here knows HTTP: ``problems.py`` maps each class to a status and a stabl
 Adapters translate library errors at their boundary (``raise StoreUnavailable(...) from exc``)::
 
     OtpError
+    ├── MalformedBody                     400 malformed_json (not JSON, not UTF-8, nested too deep)
+    ├── UnsupportedMediaType              415 unsupported_media_type (a body that is not JSON)
     ├── InvalidInput                      422, field-level validation of a request body
     │   ├── InvalidPhoneNumber            422 invalid_phone_number
     │   ├── UnsupportedNumberType         422 unsupported_number_type
@@ -27,13 +29,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_AT_PATH = re.compile(r" - at (?:`key` in )?`\$\.?([^`]*)`$")
 
 
 def split_validation_message(message: str) -> tuple[str, str]:
     """Split msgspec's ``"<what is wrong> - at `$.a.b`"`` into ``("a.b", what is wrong)``.
 
-    The path is empty when the message names none (the whole document is wrong).
+    A bad dict key reads ``"... - at `key` in `$.a.b`"``: the path is then the dict's. The
+    path is empty when the message names none (the whole document is wrong).
     """
     match = _AT_PATH.search(message)
     return (match.group(1) if match else ""), _AT_PATH.sub("", message)
@@ -47,6 +50,18 @@ class OtpError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class MalformedBody(OtpError):
+    """A body that cannot be read as JSON at all: a syntax error, invalid UTF-8, deep nesting."""
+
+    code = "malformed_json"
+
+
+class UnsupportedMediaType(OtpError):
+    """A request body declared as something other than JSON (or with no ``Content-Type``)."""
+
+    code = "unsupported_media_type"
 
 
 class InvalidInput(OtpError):

@@ -1,9 +1,10 @@
 """RFC 9457 problem documents: the only place that knows which error is which HTTP status.
 
 Every error leaves the service as ``application/problem+json`` with a stable ``code``:
-the service's own ``OtpError`` tree, Litestar's request errors (malformed JSON, unknown
-fields, oversized bodies, unknown routes) and, as a last resort, anything unexpected, which
-is logged with its traceback and answered 500 without one.
+the service's own ``OtpError`` tree (malformed bodies included, see ``api.bodies``),
+Litestar's request errors (invalid fields, oversized bodies, unknown routes and methods)
+and, as a last resort, anything unexpected, which is logged with its traceback and answered
+500 without one.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ PROBLEM_JSON: Final = "application/problem+json"
 TYPE_BASE: Final = "https://otp-service.dev/problems/"
 
 _STATUS: Final[dict[type[errors.OtpError], int]] = {
+    errors.MalformedBody: HTTP_400_BAD_REQUEST,
+    errors.UnsupportedMediaType: HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     errors.InvalidInput: HTTP_422_UNPROCESSABLE_ENTITY,
     errors.Unauthorized: HTTP_401_UNAUTHORIZED,
     errors.InvalidSignature: HTTP_401_UNAUTHORIZED,
@@ -154,7 +157,9 @@ def _from_http_exception(exc: HTTPException) -> errors.OtpError | None:
     return None
 
 
-def _generic(status: int, code: str, detail: str) -> Response[Problem]:
+def _generic(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response[Problem]:
     problem = Problem(
         type=TYPE_BASE + code,
         title=code.replace("_", " ").capitalize(),
@@ -162,7 +167,7 @@ def _generic(status: int, code: str, detail: str) -> Response[Problem]:
         detail=detail,
         code=code,
     )
-    return Response(problem, status_code=status, media_type=PROBLEM_JSON)
+    return Response(problem, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def handle_otp_error(_: Request[Any, Any, Any], exc: errors.OtpError) -> Response[Problem]:
@@ -175,16 +180,12 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     mapped = _from_http_exception(exc)
     if mapped is not None:
         return problem_response(mapped)
-    if exc.status_code == HTTP_400_BAD_REQUEST:
-        # Litestar's only plain 400 is a body msgspec cannot decode (malformed or truncated).
-        return _generic(
-            HTTP_400_BAD_REQUEST, "malformed_json", "the request body is not valid JSON"
-        )
     if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         log.error("HTTP error %s on %s %s", exc.status_code, request.method, request.url.path)
         return _generic(exc.status_code, "internal_error", "the service failed; try again")
     code = _GENERIC_CODES.get(exc.status_code, "bad_request")
-    return _generic(exc.status_code, code, exc.detail)
+    # Litestar's headers say how to do better: a 405's ``Allow`` lists the path's methods.
+    return _generic(exc.status_code, code, exc.detail, dict(exc.headers or {}))
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
@@ -200,12 +201,14 @@ EXCEPTION_HANDLERS: Final = {
 }
 
 _DESCRIPTIONS: Final = {
-    400: "Malformed JSON (`malformed_json`)",
+    400: "`malformed_json`: the body is not JSON (syntax, UTF-8 or nesting too deep)",
     401: "`unauthorized` or `invalid_signature`",
     403: "`destination_not_allowed`",
     404: "Not found (`verification_not_found`, `tenant_not_found`, `api_key_not_found`)",
     409: "`verification_not_pending`, `recipient_opted_out` or `idempotency_in_flight`",
     413: "`payload_too_large`",
+    415: "`unsupported_media_type`: the body is not declared `application/json` "
+    "(charset, if any, `utf-8`) or `application/*+json`",
     422: "Invalid input (`validation_error`, `invalid_phone_number`, "
     "`unsupported_number_type`, `invalid_code_format`, `idempotency_conflict`)",
     429: "`rate_limited`, with `Retry-After`, `retry_after` and `limit`",

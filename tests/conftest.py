@@ -85,6 +85,16 @@ class TenantHandle:
     numbers: list[str] = field(default_factory=list)
 
 
+SUMMARY: list[str] = []
+"""Lines for the end of the test run's report (e.g. the contract fuzzing's totals)."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print ``SUMMARY`` whatever the capture mode, so the figures can be quoted."""
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
+
+
 _numbers = random.Random(os.getpid())  # noqa: S311  (test data, not secrets)
 
 

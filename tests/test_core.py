@@ -396,6 +396,33 @@ def test_webotp_line_is_last_when_a_domain_is_set() -> None:
     assert text.startswith("482913 ")
 
 
+LABEL = "a" * 63
+
+
+@pytest.mark.parametrize(
+    ("domain", "valid"),
+    [
+        ("login.acme.example", True),
+        (".".join([LABEL] * 3) + "." + "b" * 61, True),  # 253 characters
+        (".".join([LABEL] * 3) + "." + "b" * 62, False),  # 254
+        ("a" * 64 + ".example", False),  # a label over 63
+        ("Login.acme.example", False),
+        ("-login.acme.example", False),
+        ("localhost", False),
+    ],
+)
+def test_a_webotp_domain_is_a_lowercase_host_name_of_253_characters_at_most(
+    domain: str, valid: bool
+) -> None:
+    """The domain pattern and the length limit decide together (the pattern has no lookahead)."""
+    settings = {"webotp_domain": domain}
+    if valid:
+        assert msgspec.convert(settings, TenantSettings).webotp_domain == domain
+    else:
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.convert(settings, TenantSettings)
+
+
 def test_no_webotp_line_without_a_domain() -> None:
     """Without a domain the message has no ``@domain #code`` line."""
     text = sms.render_text("482913", brand="Acme", locale="en", domain=None)

@@ -15,7 +15,7 @@ from otp_service.adapters.telnyx_webhook import (
     parse_event,
     verify_signature,
 )
-from otp_service.errors import InvalidSignature
+from otp_service.errors import InvalidSignature, MalformedBody
 from otp_service.simulator.spec import TelnyxSpec
 
 SIGNING_KEY = SigningKey(bytes(range(32)))
@@ -174,9 +174,17 @@ def test_parse_event_ignores_other_event_types(body: bytes) -> None:
 
 @pytest.mark.parametrize(
     "body",
+    [b"", b"not json", b'{"data": "\xff"}', b"[" * 1000 + b"]" * 1000, b'{"data": {}} trailing'],
+)
+def test_parse_event_refuses_bodies_that_are_not_json(body: bytes) -> None:
+    """Bytes that are not JSON (syntax, UTF-8, nesting) are no Telnyx event: MalformedBody."""
+    with pytest.raises(MalformedBody):
+        parse_event(body)
+
+
+@pytest.mark.parametrize(
+    "body",
     [
-        b"",
-        b"not json",
         b"[]",
         b'{"data": null}',
         b'{"data": {"event_type": "message.sent", "id": "e", "payload": {"to": []}}}',
@@ -186,5 +194,5 @@ def test_parse_event_ignores_other_event_types(body: bytes) -> None:
     ],
 )
 def test_parse_event_returns_none_for_malformed_bodies(body: bytes) -> None:
-    """A body missing what its event needs, or not JSON at all, parses to None without raising."""
+    """JSON missing what its event needs parses to None without raising."""
     assert parse_event(body) is None

@@ -17,6 +17,7 @@ import msgspec
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from otp_service.core.json_body import parse_json_body
 from otp_service.errors import InvalidSignature
 
 TIMESTAMP_HEADER: Final = "telnyx-timestamp"
@@ -114,18 +115,19 @@ class _EnvelopeView(msgspec.Struct):
     data: _DataView
 
 
-_envelope_decoder: Final = msgspec.json.Decoder(_EnvelopeView)
-
-
 def parse_event(body: bytes) -> DeliveryEvent | InboundEvent | None:
-    """Read the fields the service uses from a webhook body; never raises.
+    """Read the fields the service uses from a (signed) webhook body.
 
     Returns ``None`` for event types the service does not handle (e.g. link clicks) and for
-    bodies missing what the event needs, so the caller can acknowledge them and move on.
+    JSON missing what the event needs, so the caller can acknowledge them and move on.
+
+    Raises:
+        MalformedBody: the body is not JSON at all (syntax, UTF-8, nesting): no event of
+            Telnyx's, so it is refused rather than acknowledged.
     """
     try:
-        data = _envelope_decoder.decode(body).data
-    except msgspec.DecodeError:
+        data = msgspec.convert(parse_json_body(body), _EnvelopeView).data
+    except msgspec.ValidationError:
         return None
     payload = data.payload
     first_to = payload.to[0] if payload.to else None

@@ -44,7 +44,7 @@ class AdminController(Controller):
         "/tenants",
         status_code=HTTP_201_CREATED,
         summary="Create a tenant",
-        responses=problem_responses(400, 401, 413, 422),
+        responses=problem_responses(400, 401, 413, 415, 422),
     )
     async def create_tenant(
         self, data: JSONBody[CreateTenantBody], services: NamedDependency[Services]
@@ -62,7 +62,7 @@ class AdminController(Controller):
     @patch(
         "/tenants/{tenant_id:str}",
         summary="Change a tenant's settings",
-        responses=problem_responses(400, 401, 404, 413, 422),
+        responses=problem_responses(400, 401, 404, 413, 415, 422),
     )
     async def patch_tenant(
         self,
@@ -70,7 +70,11 @@ class AdminController(Controller):
         data: JSONBody[PatchTenantBody],
         services: NamedDependency[Services],
     ) -> TenantOut:
-        """Change the given settings fields; the others keep their values."""
+        """Change the given settings fields; the others keep their values.
+
+        The settings that result must satisfy the rules of ``TenantSettings`` as a whole,
+        else 422 and nothing changes.
+        """
         tenant = await services.tenants.update(tenant_id, name=data.name, changes=data.settings)
         return tenant_out(tenant)
 
@@ -145,7 +149,10 @@ class AdminController(Controller):
             QueryParameter(max_length=64, description="`next_cursor` of the previous page"),
         ] = None,
     ) -> OptOutListOut:
-        """List opt-outs by phone number, one scope at a time: exactly one of the two ids."""
+        """List opt-outs by phone number, one scope at a time.
+
+        Give exactly one of ``messaging_profile_id`` and ``tenant_id`` (neither or both: 422).
+        """
         if messaging_profile_id is not None and tenant_id is None:
             scope = profile_scope(messaging_profile_id)
         elif tenant_id is not None and messaging_profile_id is None:

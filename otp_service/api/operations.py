@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_200_OK
 from redis import exceptions as redis_errors
 
+from otp_service.adapters.telnyx_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from otp_service.errors import StoreUnavailable
 from otp_service.problems import problem_responses
 from otp_service.runtime import Services
@@ -44,11 +48,25 @@ async def ready(services: NamedDependency[Services]) -> str:
     return "ok"
 
 
-@get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+@get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type=MediaType.TEXT)
 async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
-    """Prometheus text exposition of this process's counters and histograms."""
+    """Prometheus text exposition (format 0.0.4) of this process's counters and histograms."""
     body, content_type = services.metrics.render()
     return Response(body, headers={"content-type": content_type})
+
+
+@dataclass
+class _TelnyxWebhookOperation(Operation):
+    """Documents the body the handler reads raw (the signature covers its exact bytes)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description='A Telnyx messaging webhook: `{"data": {"id", "event_type", '
+            '"payload"}, ...}`. Any correctly signed JSON is acknowledged; what is not an '
+            "event the service handles is ignored. A signed body that is not JSON is 400.",
+            content={"application/json": OpenAPIMediaType(schema=Schema())},
+        )
 
 
 @post(
@@ -57,16 +75,35 @@ async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
     summary="Telnyx messaging webhooks",
     status_code=HTTP_200_OK,
     media_type=MediaType.TEXT,
-    responses=problem_responses(401, 413),
+    responses=problem_responses(400, 401, 413),
+    operation_class=_TelnyxWebhookOperation,
 )
 async def telnyx_webhook(
-    request: Request[Any, Any, Any], services: NamedDependency[Services]
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    timestamp: Annotated[
+        str | None,
+        HeaderParameter(
+            name=TIMESTAMP_HEADER,
+            required=False,
+            description="Unix seconds; more than 300 s from now is 401 `invalid_signature`",
+        ),
+    ] = None,
+    signature: Annotated[
+        str | None,
+        HeaderParameter(
+            name=SIGNATURE_HEADER,
+            required=False,
+            description="Base64 Ed25519 signature of `<telnyx-timestamp>|<raw body>` by "
+            "TELNYX_PUBLIC_KEY's key; missing or wrong is 401 `invalid_signature`",
+        ),
+    ] = None,
 ) -> str:
-    """Take a signed Telnyx event; 200 for every correctly signed one, duplicates included."""
+    """Take a signed Telnyx event; 200 for every correctly signed one, duplicates included.
+
+    The body is read as JSON whatever its ``Content-Type``: the signature, not the header,
+    vouches for it, and refusing a signed event over a header would lose a receipt.
+    """
     body = await request.body()
-    await services.webhooks.handle(
-        timestamp=request.headers.get("telnyx-timestamp"),
-        signature=request.headers.get("telnyx-signature-ed25519"),
-        body=body,
-    )
+    await services.webhooks.handle(timestamp=timestamp, signature=signature, body=body)
     return "ok"

@@ -1,17 +1,42 @@
 """Wire structs: what the HTTP API accepts and returns (API.md is the contract).
 
-Request structs forbid unknown fields (422); times are rendered as RFC 3339 UTC.
+Request structs forbid unknown fields (422); times are rendered as RFC 3339 UTC. The
+OpenAPI document renders these structs with msgspec's own JSON Schema (``api.openapi``), so
+docstrings and ``Meta`` descriptions here are what API users read.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Final
 
 import msgspec
 from msgspec import Meta
 
 from otp_service.core.model import Tenant, TenantSettings
 from otp_service.core.views import rfc3339
+
+E164_PATTERN: Final = r"^\+[1-9][0-9]{1,14}$"
+SCHEMA_REF: Final = "#/components/schemas/{name}"
+"""Where the OpenAPI document keeps a struct's schema (msgspec's ``ref_template``)."""
+
+PhoneNumber = Annotated[
+    str,
+    Meta(
+        description="E.164: '+', the country code and the number, digits only. It must also "
+        "be a valid number by libphonenumber's metadata: anything else is 422 "
+        "`invalid_phone_number`, whose `detail` says what is wrong.",
+        # Documented, not enforced by the decoder: the service's own check answers every
+        # malformed number with API.md's `invalid_phone_number` and a detail that says why.
+        extra_json_schema={"pattern": E164_PATTERN},
+    ),
+]
+Code = Annotated[
+    str,
+    Meta(
+        description="What the user typed: exactly the verification's `code_length` ASCII "
+        "digits, else 422 `invalid_code_format` (which uses no attempt)."
+    ),
+]
 
 
 class _Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -23,27 +48,48 @@ MetadataValue = Annotated[str, Meta(max_length=256)]
 
 
 class StartVerificationBody(_Request):
-    """``POST /v1/verifications``."""
+    """Start a verification of `phone_number`, or re-send the number's pending one.
 
-    phone_number: str
-    locale: Annotated[str, Meta(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
-    code_length: Annotated[int, Meta(ge=4, le=10)] | None = None
-    metadata: Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=10)] = msgspec.field(
-        default_factory=dict
-    )
+    The destination's country must be in the tenant's `allowed_countries` and have a sender
+    chain (its own or `default`), else 403 `destination_not_allowed`; with the tenant's
+    `reject_landlines`, a fixed-line number is 422 `unsupported_number_type`.
+    """
+
+    phone_number: PhoneNumber
+    locale: (
+        Annotated[
+            str,
+            Meta(
+                pattern=r"^[a-z]{2}(-[A-Z]{2})?$",
+                description="Language of the SMS, e.g. `fr` or `pt-BR`; English if unknown",
+            ),
+        ]
+        | None
+    ) = None
+    code_length: (
+        Annotated[
+            int,
+            Meta(ge=4, le=10, description="Digits in the code; the tenant's `code_length` if null"),
+        ]
+        | None
+    ) = None
+    metadata: Annotated[
+        dict[MetadataKey, MetadataValue],
+        Meta(max_length=10, description="Up to 10 string pairs, returned as given"),
+    ] = msgspec.field(default_factory=dict)
 
 
 class CheckBody(_Request):
-    """``POST /v1/verifications/{id}/check``."""
+    """Check a code against one verification."""
 
-    code: str
+    code: Code
 
 
 class CheckByPhoneBody(_Request):
-    """``POST /v1/verifications/check``."""
+    """Check a code against this tenant's pending verification of `phone_number` (404: none)."""
 
-    phone_number: str
-    code: str
+    phone_number: PhoneNumber
+    code: Code
 
 
 class CheckOut(msgspec.Struct, kw_only=True):
@@ -78,17 +124,25 @@ class PublicKeyOut(msgspec.Struct, kw_only=True):
 
 
 class CreateTenantBody(_Request):
-    """``POST /admin/tenants``."""
+    """Create a tenant; settings left out take their defaults."""
 
     name: Annotated[str, Meta(min_length=1, max_length=100)]
     settings: TenantSettings = msgspec.field(default_factory=TenantSettings)
 
 
 class PatchTenantBody(_Request):
-    """``PATCH /admin/tenants/{id}``: the settings fields to change (and optionally the name)."""
+    """Rename a tenant and change some settings; the settings left out keep their values."""
 
     name: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
-    settings: dict[str, object] = msgspec.field(default_factory=dict)
+    settings: Annotated[
+        dict[str, Any],
+        Meta(
+            description="The `TenantSettings` fields to change, each as `TenantSettings` "
+            "describes it. The changed settings must satisfy its rules as a whole, "
+            "together with the fields left as they were.",
+            extra_json_schema={"allOf": [{"$ref": SCHEMA_REF.format(name="TenantSettings")}]},
+        ),
+    ] = msgspec.field(default_factory=dict)
 
 
 class TenantOut(msgspec.Struct, kw_only=True):

@@ -9,11 +9,12 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from otp_service.api.dependencies import fingerprint, provide_tenant
 from otp_service.api.schemas import (
+    E164_PATTERN,
     CheckBody,
     CheckByPhoneBody,
     CheckOut,
@@ -60,7 +61,7 @@ class VerificationController(Controller):
         "/",
         status_code=HTTP_201_CREATED,
         summary="Start a verification (or re-send the pending one)",
-        responses=_STARTED | problem_responses(400, 401, 403, 409, 413, 422, 429, 502, 503),
+        responses=_STARTED | problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 502, 503),
     )
     async def start(
         self,
@@ -120,7 +121,7 @@ class VerificationController(Controller):
         "/{verification_id:str}/check",
         status_code=HTTP_200_OK,
         summary="Check a code",
-        responses=problem_responses(400, 401, 404, 409, 413, 422),
+        responses=problem_responses(400, 401, 404, 409, 413, 415, 422),
     )
     async def check(
         self,
@@ -136,7 +137,7 @@ class VerificationController(Controller):
         "/check",
         status_code=HTTP_200_OK,
         summary="Check a code against the pending verification of a number",
-        responses=problem_responses(400, 401, 404, 409, 413, 422),
+        responses=problem_responses(400, 401, 404, 409, 413, 415, 422),
     )
     async def check_by_phone(
         self,
@@ -193,7 +194,15 @@ class OptOutController(Controller):
     )
     async def read(
         self,
-        phone_number: FromPath[str],
+        phone_number: Annotated[
+            str,
+            PathParameter(
+                description="E.164, e.g. `+447400123456`; anything but a valid number is "
+                "422 `invalid_phone_number`",
+                # Documented only, like the body fields: the service's own check answers.
+                schema_extra={"pattern": E164_PATTERN},
+            ),
+        ],
         tenant: NamedDependency[Tenant],
         services: NamedDependency[Services],
     ) -> OptOutOut:

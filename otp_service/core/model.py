@@ -34,7 +34,13 @@ class VerificationStatus(enum.StrEnum):
 
 
 class Sender(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """One sender in a country's fallback chain; ``from`` is absent for a number pool."""
+    """One sender in a country's fallback chain.
+
+    `from` by `type`: a `long_code` is a valid E.164 number; a `short_code` is 5 or 6
+    digits; an `alphanumeric_sender_id` is 3 to 11 letters, digits or spaces, not all
+    digits, and cannot send to US, CA or PR; a `number_pool` has no `from`. Alphanumeric
+    senders and number pools need the tenant's `messaging_profile_id`.
+    """
 
     type: SenderType
     from_: str | None = msgspec.field(default=None, name="from")
@@ -45,26 +51,68 @@ Country = Annotated[str, Meta(pattern=r"^(\*|[A-Z]{2})$")]
 
 
 class TenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A tenant's policy, as API.md lists it; every field has a default."""
+    """A tenant's policy, as API.md lists it; every field has a default.
 
-    brand: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
-    code_length: Annotated[int, Meta(ge=4, le=10)] = 6
-    code_ttl_seconds: Annotated[int, Meta(ge=10, le=3600)] = 600
+    Rules across fields (422 `validation_error`, one `errors` entry per field): each
+    sender obeys the rules of its `type` (see `Sender`) for its chain's country; a chain
+    is never empty; when `default` holds an alphanumeric sender, US, CA and PR need a
+    chain of their own unless `allowed_countries` leaves them out; `*` in
+    `allowed_countries` stands alone; `events_webhook_url` is `https` and does not resolve
+    to a loopback, private or link-local address (unless the operator allows it).
+    """
+
+    brand: (
+        Annotated[str, Meta(min_length=1, max_length=40, description="Named in the SMS")] | None
+    ) = None
+    code_length: Annotated[int, Meta(ge=4, le=10, description="Digits in a code")] = 6
+    code_ttl_seconds: Annotated[int, Meta(ge=10, le=3600, description="Life of a verification")] = (
+        600
+    )
     max_check_attempts: Annotated[int, Meta(ge=1, le=10)] = 5
-    max_sends: Annotated[int, Meta(ge=1, le=10)] = 5
+    max_sends: Annotated[int, Meta(ge=1, le=10, description="Start plus resends")] = 5
     resend_cooldown_seconds: Annotated[int, Meta(ge=0, le=600)] = 30
-    messaging_profile_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    allowed_countries: list[Country] = msgspec.field(default_factory=lambda: ["*"])
-    senders: dict[CountryKey, list[Sender]] = msgspec.field(default_factory=dict)
-    reject_landlines: bool = True
-    delivery_timeout_seconds: Annotated[int, Meta(ge=10, le=3600)] | None = None
-    events_webhook_url: Annotated[str, Meta(max_length=2048)] | None = None
+    messaging_profile_id: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=64,
+                description="Telnyx messaging profile; needed by alphanumeric senders and "
+                "number pools, and the scope of the tenant's opt-outs",
+            ),
+        ]
+        | None
+    ) = None
+    allowed_countries: Annotated[
+        list[Country], Meta(description="ISO 3166 alpha-2 codes, or `*` alone for all")
+    ] = msgspec.field(default_factory=lambda: ["*"])
+    senders: Annotated[
+        dict[CountryKey, list[Sender]],
+        Meta(description="Ordered fallback chain per destination country; `default` for the rest"),
+    ] = msgspec.field(default_factory=dict)
+    reject_landlines: Annotated[
+        bool, Meta(description="Fixed-line numbers get 422 `unsupported_number_type`")
+    ] = True
+    delivery_timeout_seconds: (
+        Annotated[
+            int,
+            Meta(
+                ge=10, le=3600, description="No receipt in this time: the next sender (null: off)"
+            ),
+        ]
+        | None
+    ) = None
+    events_webhook_url: (
+        Annotated[str, Meta(max_length=2048, description="Where tenant events are POSTed (https)")]
+        | None
+    ) = None
     webotp_domain: (
         Annotated[
             str,
             Meta(
                 max_length=253,
-                pattern=r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+                pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+                description="The SMS ends '@<domain> #<code>' so browsers can fill it in (WebOTP)",
             ),
         ]
         | None
