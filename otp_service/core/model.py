@@ -12,6 +12,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from otp_service.core.urls import MAX_EVENT_URL_LENGTH
+
 
 class SenderType(enum.StrEnum):
     """How Telnyx sends: each type has its own endpoint and required fields."""
@@ -58,7 +60,7 @@ class TenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     senders: dict[CountryKey, list[Sender]] = msgspec.field(default_factory=dict)
     reject_landlines: bool = True
     delivery_timeout_seconds: Annotated[int, Meta(ge=10, le=3600)] | None = None
-    events_webhook_url: Annotated[str, Meta(max_length=2048)] | None = None
+    events_webhook_url: Annotated[str, Meta(max_length=MAX_EVENT_URL_LENGTH)] | None = None
     webotp_domain: (
         Annotated[
             str,

@@ -9,6 +9,7 @@ a scan with a slow hash.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import random
@@ -22,7 +23,7 @@ from otp_service.clock import Clock
 from otp_service.core.ids import new_id
 from otp_service.core.model import ApiKey, Tenant, TenantSettings
 from otp_service.core.senders import settings_problems
-from otp_service.core.urls import event_url_problem, parse_event_url
+from otp_service.core.urls import InvalidEventUrl, event_url_problem, parse_event_url
 from otp_service.errors import InvalidInput, NotFound, Unauthorized, split_validation_message
 
 KEY_PREFIX: Final = "otpk_"
@@ -52,8 +53,10 @@ class Tenants:
         problems = settings_problems(settings)
         url = settings.events_webhook_url
         if url is not None:
-            parsed = parse_event_url(url)
-            addresses = await resolve(parsed[1]) if parsed and not self._allow_private else []
+            addresses: list[str] = []
+            if not self._allow_private:
+                with contextlib.suppress(InvalidEventUrl):  # event_url_problem says why
+                    addresses = await resolve(parse_event_url(url).host)
             problem = event_url_problem(url, addresses, allow_private=self._allow_private)
             if problem is not None:
                 problems.append({"field": "settings.events_webhook_url", "message": problem})
