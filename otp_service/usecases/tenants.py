@@ -101,27 +101,28 @@ class Tenants:
     ) -> Tenant:
         """Rename a tenant and change some settings; the result must be valid as a whole.
 
+        The changes are merged into the stored settings and the merge is validated inside
+        the store's compare-and-set loop: when another PATCH lands in between, the changes
+        are merged into its result and validated again, so what is written is always exactly
+        what was validated (two PATCHes each valid alone never store an invalid pair).
+
         Raises:
             NotFound: ``tenant_not_found``.
             InvalidInput: the changed settings are invalid; nothing is written.
         """
-        current = await self.get(tenant_id)
-        merged = msgspec.to_builtins(current.settings) | changes
-        try:
-            settings = await self._check(msgspec.convert(merged, TenantSettings))
-        except msgspec.ValidationError as exc:
-            path, _ = split_validation_message(str(exc))
-            field = f"settings.{path}" if path else "settings"
-            raise InvalidInput(str(exc), [{"field": field, "message": str(exc)}]) from exc
 
-        def change(tenant: Tenant) -> Tenant:
-            patched = msgspec.to_builtins(tenant.settings) | changes
+        async def change(tenant: Tenant) -> Tenant:
+            merged = msgspec.to_builtins(tenant.settings) | changes
+            try:
+                settings = msgspec.convert(merged, TenantSettings)
+            except msgspec.ValidationError as exc:
+                path, _ = split_validation_message(str(exc))
+                field = f"settings.{path}" if path else "settings"
+                raise InvalidInput(str(exc), [{"field": field, "message": str(exc)}]) from exc
             return msgspec.structs.replace(
                 tenant,
                 name=name or tenant.name,
-                settings=msgspec.convert(patched, TenantSettings)
-                if patched != merged
-                else settings,
+                settings=await self._check(settings),
                 updated_at=self._clock.now_ms(),
             )
 
