@@ -78,8 +78,9 @@ class EventPoster:
                 follow_redirects=False,
             )
         except httpx.HTTPError as exc:
-            log.info("event delivery failed: %s", type(exc).__name__)
+            log.info("event delivery to %s failed: %s", parsed.origin, type(exc).__name__)
             return False
+        log.info("event posted to %s: %d", parsed.origin, response.status_code)
         return response.is_success
 
 

@@ -56,6 +56,15 @@ class EventUrl(NamedTuple):
     port: int | None
     literal: bool
 
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]``: what may be logged of the URL.
+
+        Credentials, path and query are left out: a receiver's secret may sit in any of them.
+        """
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}" + (f":{self.port}" if self.port else "")
+
 
 def parse_event_url(url: str) -> EventUrl:
     """Check an event URL's syntax and return its scheme, host and port.
