@@ -19,6 +19,7 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
+from otp_service.devredis import PrivateRedis
 from tests.conftest import ADMIN_TOKEN, DEFAULT_SETTINGS, Simulator, fresh_number, service_environ
 from tests.servers import serve
 
@@ -158,9 +159,13 @@ def test_the_simulator_runs_alone_with_a_given_key(tmp_path: Path) -> None:
 
 
 def test_serve_never_logs_an_event_urls_credentials_or_query(
-    tmp_path: Path, redis_url: str, simulator: Simulator
+    tmp_path: Path, simulator: Simulator
 ) -> None:
-    """At DEBUG, a delivered event leaves the receiver's origin in the log, and no secret."""
+    """At DEBUG, a delivered event leaves the receiver's origin in the log, and no secret.
+
+    The process has a Redis of its own: the session's service would otherwise be as likely
+    to deliver the event from the shared outbox, and log elsewhere.
+    """
     posted: list[str] = []
 
     async def receiver(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -171,10 +176,17 @@ def test_serve_never_logs_an_event_urls_credentials_or_query(
         await send({"type": "http.response.body", "body": b""})
 
     port = free_port()
-    env = os.environ | service_environ(redis_url, simulator) | {"OTP_LOG_LEVEL": "DEBUG"}
     log = tmp_path / "serve.log"
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    with serve(receiver) as receiver_url, running(["serve", "--port", str(port)], env, log):
+    with (
+        PrivateRedis() as redis,
+        serve(receiver) as receiver_url,
+        running(
+            ["serve", "--port", str(port)],
+            os.environ | service_environ(redis.url, simulator) | {"OTP_LOG_LEVEL": "DEBUG"},
+            log,
+        ),
+    ):
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/health/live")
         hook = receiver_url.replace("http://", "http://hook-user:hunter2@")
