@@ -396,6 +396,15 @@ async def test_an_events_webhook_url_to_an_internal_address_is_refused(
                 ("https://127.0.0.1/otp", "loopback"),
                 ("https://169.254.169.254/latest", "loopback"),
                 ("https://localhost/otp", "loopback"),
+                ("https://[64:ff9b::7f00:1]/otp", "loopback"),  # NAT64
+                ("https://[64:ff9b::a9fe:a9fe]/latest", "loopback"),  # NAT64 to metadata
+                ("https://[2002:7f00:1::]/otp", "loopback"),  # 6to4
+                ("https://[::127.0.0.1]/otp", "loopback"),  # IPv4-compatible
+                ("https://[::ffff:127.0.0.1]/otp", "loopback"),  # IPv4-mapped
+                ("https://2130706433/otp", "host"),  # decimal
+                ("https://0177.0.0.1/otp", "host"),  # octal
+                ("https://0x7f.0.0.1/otp", "host"),  # hex
+                ("https://127.1/otp", "host"),  # short form
             ):
                 response = await client.post(
                     "/admin/tenants",
@@ -410,3 +419,52 @@ async def test_an_events_webhook_url_to_an_internal_address_is_refused(
                 json={"name": "T", "settings": {"events_webhook_url": "https://93.184.215.14/x"}},
             )
             assert public.status_code == 201, public.text
+            tenant_id = public.json()["id"]
+            nat64 = await client.patch(
+                f"/admin/tenants/{tenant_id}",
+                json={"settings": {"events_webhook_url": "https://[64:ff9b::a9fe:a9fe]/"}},
+            )
+            assert nat64.status_code == 422, nat64.text
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://hooks.acme.example/otp\r\n", "control characters"),
+        ("https://hooks.acme.example/o tp", "spaces"),
+        ("https://bücher.example/otp", "xn--"),
+        ("https://hooks.acme.example:0/otp", "port"),
+        ("https://hooks.acme.example:70000/otp", "port"),
+        ("https://hooks_acme.example/otp", "host"),
+        ("https://2130706433/otp", "host"),
+        ("https://hooks.acme.example/" + "a" * 2040, "2048"),
+    ],
+)
+async def test_a_malformed_events_webhook_url_is_refused_when_written(
+    admin: httpx.AsyncClient, url: str, reason: str
+) -> None:
+    """The URLs that later broke the event poster (a trailing CR LF, an IDN host) are 422,
+    on create and on change, even where private webhooks are allowed."""
+    created = await admin.post(
+        "/admin/tenants", json={"name": "T", "settings": {"events_webhook_url": url}}
+    )
+    body = assert_problem(created, 422, "validation_error")
+    assert error_fields(body) == ["settings.events_webhook_url"]
+    assert reason in body["errors"][0]["message"]
+    tenant = await create_tenant(admin)
+    changed = await admin.patch(
+        f"/admin/tenants/{tenant['id']}", json={"settings": {"events_webhook_url": url}}
+    )
+    body = assert_problem(changed, 422, "validation_error")
+    assert error_fields(body) == ["settings.events_webhook_url"]
+    unchanged = await admin.get(f"/admin/tenants/{tenant['id']}")
+    assert unchanged.json()["settings"]["events_webhook_url"] is None
+
+
+async def test_an_idn_host_in_punycode_and_credentials_are_accepted(
+    admin: httpx.AsyncClient,
+) -> None:
+    """An internationalised name is written in its xn-- form; credentials may be given."""
+    url = "https://hook-user:s3cret@xn--bcher-kva.example:8443/otp?token=x"
+    tenant = await create_tenant(admin, events_webhook_url=url)
+    assert tenant["settings"]["events_webhook_url"] == url

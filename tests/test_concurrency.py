@@ -7,7 +7,7 @@ from collections import Counter
 
 import httpx
 
-from tests.conftest import MakeTenant, TenantHandle, fresh_number, sent_codes
+from tests.conftest import PROFILE_ID, MakeTenant, TenantHandle, fresh_number, sent_codes
 
 CONCURRENT = 50
 
@@ -87,3 +87,43 @@ async def test_concurrent_starts_for_one_number_make_one_verification_and_one_sm
     assert statuses[201] == 1, statuses
     assert statuses[429] == 19, statuses
     assert len(await sent_codes(sim, number)) == 1
+
+
+async def test_concurrent_patches_never_store_settings_that_are_invalid_together(
+    admin: httpx.AsyncClient,
+) -> None:
+    """Each PATCH is valid alone, the two together are not (a number pool needs a messaging
+    profile): whatever the interleaving, one is applied, the other is 422, and what is stored
+    is valid and is what the applied PATCH answered."""
+    drop_profile = {"settings": {"messaging_profile_id": None}}
+    use_pool = {"settings": {"senders": {"default": [{"type": "number_pool"}]}}}
+    for _ in range(30):
+        created = await admin.post(
+            "/admin/tenants",
+            json={
+                "name": "Racing patches",
+                "settings": {
+                    "messaging_profile_id": PROFILE_ID,
+                    "senders": {"default": [{"type": "long_code", "from": "+13125550100"}]},
+                },
+            },
+        )
+        assert created.status_code == 201, created.text
+        path = f"/admin/tenants/{created.json()['id']}"
+        dropped, pooled = await asyncio.gather(
+            admin.patch(path, json=drop_profile), admin.patch(path, json=use_pool)
+        )
+        stored = (await admin.get(path)).json()["settings"]
+        assert sorted([dropped.status_code, pooled.status_code]) == [200, 422], (
+            dropped.text,
+            pooled.text,
+        )
+        applied, refused = (dropped, pooled) if dropped.status_code == 200 else (pooled, dropped)
+        assert applied.json()["settings"] == stored
+        assert refused.json()["code"] == "validation_error"
+        if applied is dropped:
+            assert stored["messaging_profile_id"] is None
+            assert stored["senders"]["default"][0]["type"] == "long_code"
+        else:
+            assert stored["messaging_profile_id"] == PROFILE_ID
+            assert stored["senders"]["default"][0]["type"] == "number_pool"

@@ -676,7 +676,7 @@ def test_a_unix_socket_redis_url_is_accepted() -> None:
         ("https://mapped/otp", ["::ffff:192.168.1.1"], False, "loopback"),
         ("https://mixed.example/otp", ["93.184.215.14", "192.168.0.1"], False, "loopback"),
         ("ftp://hooks.acme.example/otp", ["93.184.215.14"], False, "http(s)"),
-        ("not a url", [], False, "http(s)"),
+        ("not-a-url", [], False, "http(s)"),
         ("http://127.0.0.1:9000/otp", [], True, None),
     ],
 )

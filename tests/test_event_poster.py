@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import logging
+from collections.abc import Iterator
 
 import httpx
+import pytest
 from nacl.signing import SigningKey
 
 from otp_service.adapters.event_poster import EventPoster
+from otp_service.log import configure_logging
 
 KEY = SigningKey(bytes(range(32)))
 
@@ -92,3 +96,38 @@ async def test_a_receiver_error_is_not_a_delivery() -> None:
     http = httpx.AsyncClient(transport=httpx.MockTransport(unreachable))
     events = EventPoster(http, key=KEY, allow_private=True)
     assert await events.post("http://127.0.0.1/x", b"{}", 1) is False
+
+
+@pytest.fixture
+def service_logging() -> Iterator[None]:
+    """The processes' logging set-up (at DEBUG, the most talkative), undone afterwards."""
+    configure_logging("DEBUG")
+    yield
+    logging.getLogger("httpx").setLevel(logging.NOTSET)
+
+
+@pytest.mark.usefixtures("service_logging")
+@pytest.mark.parametrize("allow_private", [False, True])
+async def test_credentials_and_query_of_an_event_url_are_never_logged(
+    caplog: pytest.LogCaptureFixture, allow_private: bool
+) -> None:
+    """httpx's request line logged the URL whole; only the receiver's origin is logged now."""
+    caplog.set_level(logging.DEBUG)
+    seen: list[httpx.Request] = []
+    addresses = {"hooks.acme.example": ["93.184.215.14"]}
+    events = poster(seen, addresses, allow_private=allow_private)
+    url = "https://hook-user:hunter2@hooks.acme.example:8443/otp/p4th-s3cret?token=sekrit"
+    assert await events.post(url, b"{}", 1) is True
+    assert seen[0].url.query == b"token=sekrit"  # sent, just not logged
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(unreachable))
+    failing = EventPoster(http, key=KEY, allow_private=True)
+    assert await failing.post(url, b"{}", 1) is False
+    logged = caplog.text
+    for secret in ("hook-user", "hunter2", "sekrit", "token", "p4th-s3cret"):
+        assert secret not in logged, logged
+    assert "event posted to https://hooks.acme.example:8443: 204" in logged
+    assert "event delivery to https://hooks.acme.example:8443 failed: ConnectError" in logged

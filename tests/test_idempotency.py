@@ -6,7 +6,8 @@ import asyncio
 
 import httpx
 
-from tests.conftest import TenantHandle, fresh_number, sent_codes
+from tests.conftest import MovableClock, Service, TenantHandle, fresh_number, sent_codes
+from tests.test_optouts import inbound
 
 
 async def _start(tenant: TenantHandle, number: str, key: str, **extra: object) -> httpx.Response:
@@ -73,16 +74,42 @@ async def test_an_error_answer_is_replayed_too(tenant: TenantHandle) -> None:
     assert again.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_a_rate_limited_answer_keeps_its_retry_after_header(
-    tenant: TenantHandle,
+async def test_a_rate_limited_answer_is_not_kept_so_a_retry_after_it_really_retries(
+    tenant: TenantHandle, sim: httpx.AsyncClient, clock: MovableClock
 ) -> None:
-    """A replayed 429 carries its Retry-After header like the first one."""
+    """A 429 says "try again in N s": the same key and body after the cooldown get a real
+    answer (the resend), which is then the one kept."""
     number = fresh_number()
-    assert (await _start(tenant, number, "key-5a")).status_code == 201
-    first = await _start(tenant, number, "key-5b")
+    created = await _start(tenant, number, "key-5a")
+    assert created.status_code == 201
+    limited = await _start(tenant, number, "key-5b")
+    assert limited.status_code == 429
+    assert limited.json()["code"] == "rate_limited"
+    assert 0 < int(limited.headers["Retry-After"]) <= 30
+    clock.advance(int(limited.headers["Retry-After"]) + 1)
+    resent = await _start(tenant, number, "key-5b")
+    assert resent.status_code == 200, resent.text
+    assert resent.json()["id"] == created.json()["id"]
+    assert resent.json()["send_count"] == 2
     again = await _start(tenant, number, "key-5b")
-    assert first.status_code == again.status_code == 429
-    assert again.headers["Retry-After"] == first.headers["Retry-After"]
+    assert (again.status_code, again.json()) == (200, resent.json())
+    assert len(await sent_codes(sim, number)) == 2
+
+
+async def test_an_opt_out_answer_is_not_kept(
+    tenant: TenantHandle, sim: httpx.AsyncClient, service: Service
+) -> None:
+    """409 recipient_opted_out lasts only until the recipient replies START: a retry with
+    the same key after START sends the code instead of replaying the refusal."""
+    number = fresh_number()
+    await inbound(sim, service, number, "STOP")
+    refused = await _start(tenant, number, "key-6")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "recipient_opted_out"
+    await inbound(sim, service, number, "START")
+    started = await _start(tenant, number, "key-6")
+    assert started.status_code == 201, started.text
+    assert len(await sent_codes(sim, number)) == 1
 
 
 async def test_a_malformed_key_is_refused(tenant: TenantHandle) -> None:

@@ -13,12 +13,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from tests.conftest import ADMIN_TOKEN, Simulator, fresh_number, service_environ
+from otp_service.devredis import PrivateRedis
+from tests.conftest import ADMIN_TOKEN, DEFAULT_SETTINGS, Simulator, fresh_number, service_environ
+from tests.servers import serve
 
 STARTUP_SECONDS = 30
 
@@ -153,3 +156,65 @@ def test_the_simulator_runs_alone_with_a_given_key(tmp_path: Path) -> None:
             headers={"Authorization": "Bearer anything"},
         )
         assert sent.status_code == 200
+
+
+def test_serve_never_logs_an_event_urls_credentials_or_query(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    """At DEBUG, a delivered event leaves the receiver's origin in the log, and no secret.
+
+    The process has a Redis of its own: the session's service would otherwise be as likely
+    to deliver the event from the shared outbox, and log elsewhere.
+    """
+    posted: list[str] = []
+
+    async def receiver(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        posted.append(scope["query_string"].decode())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with (
+        PrivateRedis() as redis,
+        serve(receiver) as receiver_url,
+        running(
+            ["serve", "--port", str(port)],
+            os.environ | service_environ(redis.url, simulator) | {"OTP_LOG_LEVEL": "DEBUG"},
+            log,
+        ),
+    ):
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/health/live")
+        hook = receiver_url.replace("http://", "http://hook-user:hunter2@")
+        tenant = httpx.post(
+            f"{base}/admin/tenants",
+            json={
+                "name": "Logged",
+                "settings": DEFAULT_SETTINGS
+                | {"events_webhook_url": f"{hook}/p4th-s3cret?token=sekrit"},
+            },
+            headers=admin,
+        ).json()
+        key = httpx.post(f"{base}/admin/tenants/{tenant['id']}/api-keys", headers=admin).json()
+        started = httpx.post(
+            f"{base}/v1/verifications",
+            json={"phone_number": fresh_number()},
+            headers={"Authorization": f"Bearer {key['key']}"},
+            timeout=15,
+        )
+        assert started.status_code == 201, started.text
+        deadline = time.monotonic() + 15
+        while not posted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert posted == ["token=sekrit"]
+        line = f"event posted to {receiver_url}: 204"
+        while line not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the line is written once the answer is read
+    logged = log.read_text()
+    assert line in logged, logged
+    for secret in ("hook-user", "hunter2", "sekrit", "p4th-s3cret"):
+        assert secret not in logged, logged

@@ -2,10 +2,13 @@
 
 Events are signed the way Telnyx signs its webhooks: Ed25519 over ``<timestamp>|<raw
 body>``, in ``otp-signature-ed25519`` (base64) and ``otp-timestamp`` (Unix seconds).
-Unless private webhooks are allowed, the host is resolved at each attempt, every address
-must be public, and the request goes to the address that was checked (the name still
-drives TLS: SNI and certificate checks), so DNS cannot switch to an inside address between
-the check and the connection. Redirects are not followed.
+A URL that breaks the syntax rules of ``core.urls`` (one stored before they were enforced)
+is a failed delivery, never an exception out of ``post``. Unless private webhooks are
+allowed, the host is resolved at each attempt, every address must be public, and the
+request goes to the address that was checked (the name still drives TLS: SNI and
+certificate checks), so DNS cannot switch to an inside address between the check and the
+connection. Redirects are not followed: a 3xx is a failed delivery, whatever the client's
+own setting.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import httpx
 from nacl.signing import SigningKey
 
 from otp_service.adapters.dns import resolve
-from otp_service.core.urls import event_url_problem, parse_event_url
+from otp_service.core.urls import InvalidEventUrl, event_url_problem, parse_event_url
 
 log = logging.getLogger("otp_service.usecases.events")
 
@@ -48,34 +51,47 @@ class EventPoster:
         self._resolve = resolver
 
     async def post(self, url: str, body: bytes, timestamp: int) -> bool:
-        """Post one event; ``True`` when the receiver answered 2xx."""
+        """Post one event; ``True`` when the receiver answered 2xx (a 3xx is a failure)."""
+        try:
+            parsed = parse_event_url(url)
+        except InvalidEventUrl as exc:
+            log.warning("event not sent: the URL %s", exc)
+            return False
         target = url
         headers: dict[str, str] = {}
         extensions: dict[str, str] = {}
         if not self._allow_private:
-            parsed = parse_event_url(url)
-            addresses = await self._resolve(parsed[1]) if parsed else []
+            addresses = [parsed.host] if parsed.literal else await self._resolve(parsed.host)
             problem = event_url_problem(url, addresses, allow_private=False)
-            if problem is not None or parsed is None:
+            if problem is not None:
                 log.warning("event not sent: the URL %s", problem)
                 return False
-            target, headers, extensions = _pinned(url, addresses[0], parsed[1])
+            target, headers, extensions = _pinned(url, addresses[0], parsed.host)
         headers |= {"content-type": "application/json", "user-agent": "otp-service"}
         headers |= signature_headers(self._key, body, timestamp)
         try:
             response = await self._http.post(
-                target, content=body, headers=headers, extensions=extensions
+                target,
+                content=body,
+                headers=headers,
+                extensions=extensions,
+                follow_redirects=False,
             )
         except httpx.HTTPError as exc:
-            log.info("event delivery failed: %s", type(exc).__name__)
+            log.info("event delivery to %s failed: %s", parsed.origin, type(exc).__name__)
             return False
+        log.info("event posted to %s: %d", parsed.origin, response.status_code)
         return response.is_success
 
 
 def _pinned(url: str, address: str, host: str) -> tuple[str, dict[str, str], dict[str, str]]:
-    """Address the request to a checked IP, keeping the name for Host, SNI and the cert."""
+    """Address the request to a checked IP, keeping the name for Host, SNI and the cert.
+
+    Credentials in the URL stay in it, so httpx still sends them as basic authentication.
+    """
     parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
     literal = f"[{address}]" if ":" in address else address
-    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    netloc = f"{userinfo}{at}{literal}:{parts.port}" if parts.port else f"{userinfo}{at}{literal}"
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    return pinned, {"host": parts.netloc.rsplit("@", 1)[-1]}, {"sni_hostname": host}
+    return pinned, {"host": hostport}, {"sni_hostname": host}

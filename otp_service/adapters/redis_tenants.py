@@ -7,7 +7,7 @@ work, never a working key that the admin cannot see or revoke.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from redis.asyncio import Redis
@@ -44,10 +44,14 @@ class TenantStore:
             raw = await self._redis.get(keys.tenant(tenant_id))
         return None if raw is None else self._tenant_decoder.decode(raw)
 
-    async def update(self, tenant_id: str, change: Callable[[Tenant], Tenant]) -> Tenant | None:
+    async def update(
+        self, tenant_id: str, change: Callable[[Tenant], Awaitable[Tenant]]
+    ) -> Tenant | None:
         """Apply ``change`` to the stored tenant, retrying if it changed meanwhile.
 
-        ``change`` may raise (e.g. invalid settings); nothing is written then.
+        ``change`` runs again on each retry, on the value read that time, so a check it makes
+        always holds for what is written. It may raise (e.g. invalid settings); nothing is
+        written then.
         """
         key = keys.tenant(tenant_id)
         while True:
@@ -55,7 +59,7 @@ class TenantStore:
                 raw = await self._redis.get(key)
             if raw is None:
                 return None
-            updated = change(self._tenant_decoder.decode(raw))
+            updated = await change(self._tenant_decoder.decode(raw))
             async with translated():
                 replaced = await self._compare_and_set(
                     keys=[key], args=[raw, msgspec.json.encode(updated)]

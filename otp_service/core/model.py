@@ -12,6 +12,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from otp_service.core.urls import MAX_EVENT_URL_LENGTH
+
 
 class SenderType(enum.StrEnum):
     """How Telnyx sends: each type has its own endpoint and required fields."""
@@ -103,7 +105,13 @@ class TenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         | None
     ) = None
     events_webhook_url: (
-        Annotated[str, Meta(max_length=2048, description="Where tenant events are POSTed (https)")]
+        Annotated[
+            str,
+            Meta(
+                max_length=MAX_EVENT_URL_LENGTH,
+                description="Where tenant events are POSTed (https)",
+            ),
+        ]
         | None
     ) = None
     webotp_domain: (

@@ -2,8 +2,25 @@
 
 The first request claims the key in Redis (one script), runs, and stores its response for
 24 h. A concurrent repeat finds the claim and waits for that response rather than sending a
-second SMS. A response that says "try again" (503) is not stored: the claim is released, so
-the tenant's retry really retries.
+second SMS.
+
+Only a final answer is stored, one that only a change of the request (or of the tenant's
+settings) could change:
+
+- 2xx: a verification exists and an SMS went; a repeat must not send another.
+- 403 ``destination_not_allowed`` and 422 (invalid or unsupported number, code length):
+  the request itself is refused, and stays refused however often it is sent.
+
+An answer that time alone may change is not stored; the claim is released, so the tenant's
+retry with the same key really retries:
+
+- 429 ``rate_limited``: its own ``Retry-After`` says when the limit clears (replaying it for
+  24 h contradicted that).
+- 409: ``recipient_opted_out`` lasts until the recipient replies START (and
+  ``idempotency_in_flight`` is never the action's own answer).
+- 5xx: 503 (Telnyx or Redis unavailable) passes; 502 ``provider_error`` means Telnyx
+  refused every sender, so nothing was sent and a retry may safely try again (the failed
+  verification stays readable by the id in the first answer).
 """
 
 from __future__ import annotations
@@ -13,7 +30,6 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 import msgspec
-from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.errors import IdempotencyConflict, IdempotencyInFlight, InvalidInput
@@ -24,6 +40,13 @@ CLAIM_MS: Final = 15_000
 _POLL_SECONDS: Final = 0.05
 _WAIT_SECONDS: Final = 9.0
 _MAX_KEY_LENGTH: Final = 255
+_FINAL_REFUSALS: Final = frozenset({403, 422})
+"""Error statuses stored for replay; every other non-2xx is released (see the docstring)."""
+
+
+def is_final(status: int) -> bool:
+    """Tell whether a start's answer is stored for replay: only time-independent ones are."""
+    return 200 <= status < 300 or status in _FINAL_REFUSALS  # noqa: PLR2004
 
 
 class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,7 +104,7 @@ class Idempotency:
         except BaseException:
             await self._store.idempotency_finish(tenant_id, key, fingerprint, None)
             raise
-        keep = response.status != HTTP_503_SERVICE_UNAVAILABLE
+        keep = is_final(response.status)
         await self._store.idempotency_finish(
             tenant_id, key, fingerprint, msgspec.json.encode(response) if keep else None
         )

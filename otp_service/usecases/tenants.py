@@ -9,6 +9,7 @@ a scan with a slow hash.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import random
@@ -22,7 +23,7 @@ from otp_service.clock import Clock
 from otp_service.core.ids import new_id
 from otp_service.core.model import ApiKey, Tenant, TenantSettings
 from otp_service.core.senders import settings_problems
-from otp_service.core.urls import event_url_problem, parse_event_url
+from otp_service.core.urls import InvalidEventUrl, event_url_problem, parse_event_url
 from otp_service.errors import InvalidInput, NotFound, Unauthorized, split_validation_message
 
 KEY_PREFIX: Final = "otpk_"
@@ -52,8 +53,10 @@ class Tenants:
         problems = settings_problems(settings)
         url = settings.events_webhook_url
         if url is not None:
-            parsed = parse_event_url(url)
-            addresses = await resolve(parsed[1]) if parsed and not self._allow_private else []
+            addresses: list[str] = []
+            if not self._allow_private:
+                with contextlib.suppress(InvalidEventUrl):  # event_url_problem says why
+                    addresses = await resolve(parse_event_url(url).host)
             problem = event_url_problem(url, addresses, allow_private=self._allow_private)
             if problem is not None:
                 problems.append({"field": "settings.events_webhook_url", "message": problem})
@@ -98,27 +101,28 @@ class Tenants:
     ) -> Tenant:
         """Rename a tenant and change some settings; the result must be valid as a whole.
 
+        The changes are merged into the stored settings and the merge is validated inside
+        the store's compare-and-set loop: when another PATCH lands in between, the changes
+        are merged into its result and validated again, so what is written is always exactly
+        what was validated (two PATCHes each valid alone never store an invalid pair).
+
         Raises:
             NotFound: ``tenant_not_found``.
             InvalidInput: the changed settings are invalid; nothing is written.
         """
-        current = await self.get(tenant_id)
-        merged = msgspec.to_builtins(current.settings) | changes
-        try:
-            settings = await self._check(msgspec.convert(merged, TenantSettings))
-        except msgspec.ValidationError as exc:
-            path, _ = split_validation_message(str(exc))
-            field = f"settings.{path}" if path else "settings"
-            raise InvalidInput(str(exc), [{"field": field, "message": str(exc)}]) from exc
 
-        def change(tenant: Tenant) -> Tenant:
-            patched = msgspec.to_builtins(tenant.settings) | changes
+        async def change(tenant: Tenant) -> Tenant:
+            merged = msgspec.to_builtins(tenant.settings) | changes
+            try:
+                settings = msgspec.convert(merged, TenantSettings)
+            except msgspec.ValidationError as exc:
+                path, _ = split_validation_message(str(exc))
+                field = f"settings.{path}" if path else "settings"
+                raise InvalidInput(str(exc), [{"field": field, "message": str(exc)}]) from exc
             return msgspec.structs.replace(
                 tenant,
                 name=name or tenant.name,
-                settings=msgspec.convert(patched, TenantSettings)
-                if patched != merged
-                else settings,
+                settings=await self._check(settings),
                 updated_at=self._clock.now_ms(),
             )
 
