@@ -45,6 +45,17 @@ from otp_service.usecases.worker import Worker
 WORKER_STOP_SECONDS: Final = 3.0
 """How long shutdown waits for the workers to finish the job in hand before cancelling."""
 
+TELNYX_LIMITS: Final = httpx.Limits(
+    max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0
+)
+"""Connections to Telnyx; an idle one is dropped after 2 s.
+
+A send written to a connection that the server is closing for idleness fails with no
+answer, and as it may have been taken the service cannot retry it: the start answers 503.
+httpx's default expiry (5 s) equals uvicorn's keep-alive, the simulator's, so under load
+some sends met that race; 2 s stays clear of it and of the longer timeouts of other servers.
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -100,7 +111,7 @@ async def open_services(
     http = httpx.AsyncClient(
         base_url=settings.telnyx_base_url,
         timeout=httpx.Timeout(settings.telnyx_timeout_seconds, connect=1.5),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits=TELNYX_LIMITS,
     )
     events_http = httpx.AsyncClient(
         timeout=httpx.Timeout(5.0, connect=2.0),

@@ -1,17 +1,25 @@
-"""TelnyxClient over httpx.MockTransport: endpoints, bodies, errors and the narrow retries."""
+"""TelnyxClient over httpx.MockTransport: endpoints, bodies, errors and the narrow retries.
+
+(And one over a real server: how long the service keeps an idle connection to Telnyx.)
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar, Request, post
 
 from otp_service.adapters.telnyx import OutboundSms, SentMessage, TelnyxClient
 from otp_service.core.model import Sender, SenderType
 from otp_service.errors import ProviderError, ProviderUnavailable
+from otp_service.runtime import TELNYX_LIMITS
+from tests.servers import serve
 
 BASE_URL = "https://api.telnyx.test/v2"
 PROFILE = "4000eba1-a0c0-4563-9925-b25e842a7cb6"
@@ -313,3 +321,29 @@ async def test_retries_and_failures_never_log_the_message_text(
     assert caplog.records
     assert all(TEXT not in record.getMessage() for record in caplog.records)
     assert TEXT not in caught.value.detail
+
+
+async def test_a_connection_idle_for_3_s_is_not_used_again() -> None:
+    """The send after 3 s idle opens a new connection (not a timing assertion: which one).
+
+    uvicorn, the simulator's server, closes an idle connection at 5 s; a send written to it
+    as it closes fails without an answer, which the service must report as 503 (the SMS may
+    have left). Under load that happened with httpx's default of keeping connections 5 s.
+    """
+    ports: list[int] = []
+
+    @post("/messages/long_code", status_code=200, sync_to_thread=False)
+    def accept(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        assert request.client is not None
+        ports.append(request.client.port)
+        return ACCEPTED
+
+    with serve(Litestar([accept], logging_config=None)) as url:
+        async with httpx.AsyncClient(base_url=url, limits=TELNYX_LIMITS) as http:
+            telnyx = TelnyxClient(http, api_key="KEY_secret")
+            await telnyx.send(sms())
+            await asyncio.sleep(3)
+            await telnyx.send(sms())
+
+    first, second = ports
+    assert first != second
