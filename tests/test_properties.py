@@ -1,15 +1,16 @@
 """Property tests: any sequence of calls in verifications' lives keeps their promises.
 
 Hypothesis' stateful testing draws sequences of: starts and resends (two numbers, so a
-number's next verification follows its last), checks (a code that was sent, a wrong one,
-another verification's, a malformed one; by id or by phone number), cancels, clock moves,
-runs of the worker's jobs (expiry timers, fallbacks), and signed Telnyx receipts (for any
-message, any status, so in order, out of order and twice; even before Telnyx's answer to
-the send, and for messages never sent). Each example has a tenant of its own, with drawn
-limits and sender chain, and events enabled but nobody consuming them, so the test sees the
-outbox. Everything is real (the use cases, the private Redis, the Telnyx simulator over
-HTTP) except that the clock stands still until a step moves it and the worker's jobs run
-when a step says, one at a time, so every step is deterministic.
+number's next verification follows its last; some with an ``Idempotency-Key``), checks (a
+code that was sent, a wrong one, another verification's, a malformed one; by id or by
+phone number), cancels, clock moves, runs of the worker's jobs (expiry timers, fallbacks),
+senders Telnyx refuses at once, and signed Telnyx receipts (for any message, any status,
+so in order, out of order and twice; even before Telnyx's answer to the send, and for
+messages never sent). Each example has a tenant of its own, with drawn limits and sender
+chain, and events enabled but nobody consuming them, so the test sees the outbox.
+Everything is real (the use cases, a private Redis, the Telnyx simulator over HTTP) except
+that the clock stands still until a step moves it and the worker's jobs run when a step
+says, one at a time, so every step is deterministic.
 
 After every step:
 
@@ -19,8 +20,7 @@ After every step:
   never after it ended; check attempts never above the limit;
 - each ended verification has exactly one terminal event queued (the one of its end), a
   pending one none, and each one ``verification.created``;
-- every key of the tenant but its data and outbox, every message pointer and every early
-  receipt has a TTL.
+- no key in Redis lacks a TTL but tenant data (record, API keys, outbox, hint shards).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import base64
 import json
 import os
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -69,6 +70,7 @@ from otp_service.errors import (
     IdempotencyConflict,
     InvalidCodeFormat,
     NotFound,
+    ProviderError,
     RateLimited,
     VerificationNotPending,
 )
@@ -116,8 +118,10 @@ UNDELIVERED: Final = frozenset({"sending_failed", "delivery_failed", "expired"})
 IN_FLIGHT: Final = frozenset({"queued", "sending", "sent", "delivery_unconfirmed"})
 RECEIPT_STATUSES: Final = sorted(RANK)
 TERMINAL: Final = frozenset({"approved", "canceled", "expired", "max_attempts_reached", "failed"})
-NO_TTL: Final = ("tenant", "keys", "work", "leases", "jobs")
-"""A tenant's keys that live as long as the tenant (design: tenant data and its outbox)."""
+NO_TTL: Final = re.compile(
+    r"otp:\{t:[^}]+\}:(tenant|keys|work|leases|jobs)|otp:\{w:[0-9]+\}:hints|otp:\{[ko]:.*"
+)
+"""The keys that live as long as their tenant (``redis_keys``, ``redis_optouts``)."""
 
 RUN: Final[Counter[str]] = Counter()
 """What the property run covered, for the figures the README quotes."""
@@ -281,6 +285,11 @@ class Harness:
         due = cast("list[tuple[str, float]]", await self.redis.zrange(work, 0, -1, withscores=True))
         return bodies, {member: int(score) for member, score in due}
 
+    async def refuse(self, number: str, times: int) -> None:
+        """Script the simulator to refuse the next ``times`` sends to ``number`` (40305)."""
+        behaviour = {"to": number, "action": "reject", "times": times}
+        (await self.sim.post("/_sim/behaviours", json=behaviour)).raise_for_status()
+
     async def lasting(self, names: list[str]) -> list[str]:
         """Those of the keys that exist and have no TTL."""
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -288,6 +297,10 @@ class Harness:
                 pipe.pttl(name)
             ttls = await pipe.execute()
         return [name for name, ttl in zip(names, ttls, strict=True) if ttl == -1]
+
+    async def forget_everything(self) -> None:
+        """Empty this test's Redis."""
+        await self.redis.flushdb()
 
     async def keys_like(self, pattern: str) -> list[str]:
         """Every key matching ``pattern``."""
@@ -378,7 +391,8 @@ async def open_harness(settings: Settings, seed: bytes) -> AsyncIterator[Harness
 class ModelMessage:
     """A message as the model expects it."""
 
-    id: str
+    id: str | None
+    """``None`` for a send Telnyx refused."""
     position: int
     status: str
 
@@ -452,6 +466,8 @@ class VerificationLives(RuleBasedStateMachine):
         self.replays: dict[str, tuple[str, StoredResponse]] = {}
         """Idempotency-Key -> the number and the answer of its first start."""
         self.idempotency_keys: list[str] = []
+        self.refusals: Counter[str] = Counter()
+        """Number -> how many sends to it the simulator is scripted to refuse."""
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.runner.run(coroutine)
@@ -482,21 +498,52 @@ class VerificationLives(RuleBasedStateMachine):
         verification.messages.append(message)
         if not verification.live(self.now):
             return
+        assert message.id is not None
         key = (verification.id, message.id)
         if message.status in UNDELIVERED:
             self.fallbacks[key] = ("failed", self.now)
         elif self.timeout_ms is not None and message.status in IN_FLIGHT:
             self.fallbacks[key] = ("silent", self.now + self.timeout_ms)
 
-    def adopt_sent(self, verification: ModelVerification, real: Verification) -> str:
-        """Take the message the service just recorded; return its id (and learn its code)."""
+    def will_send(self, number: str, first: int) -> bool:
+        """Whether a send through the chain from ``first`` finds a sender that takes it."""
+        return self.refusals[number] < self.chain_len - first
+
+    def adopt_sends(
+        self,
+        verification: ModelVerification,
+        real: Verification,
+        first: int,
+        early: list[str],
+        *,
+        fail: bool,
+    ) -> None:
+        """Follow a send through the chain from ``first``, as the service just recorded it.
+
+        Each sender the simulator refuses leaves a ``sending_failed`` message and the next
+        one is tried; the code of the message that went out is read from the inbox. With
+        ``fail``, a chain used up fails the verification.
+        """
+        position = first
+        while position < self.chain_len and self.refusals[verification.number] > 0:
+            self.refusals[verification.number] -= 1
+            verification.messages.append(ModelMessage(None, position, "sending_failed"))
+            position += 1
+        if position >= self.chain_len:
+            if fail:
+                self.end(verification, "failed", self.now)
+            return
         assert len(real.messages) == len(verification.messages) + 1, real.messages
-        message = real.messages[-1]
-        assert message.id is not None
-        code = self.run(self.h.inbox(verification.number))[message.id]
+        message_id = real.messages[-1].id
+        assert message_id is not None
+        code = self.run(self.h.inbox(verification.number))[message_id]
         assert len(code) == verification.code_length
         verification.codes.append(code)
-        return message.id
+        status = "queued"
+        for receipt in early:
+            if RANK[receipt] > RANK[status]:
+                status = receipt
+        self.recorded(verification, ModelMessage(message_id, position, status))
 
     # -- the tenant -------------------------------------------------------------------------
 
@@ -541,44 +588,50 @@ class VerificationLives(RuleBasedStateMachine):
     def start(self, which: int, code_length: int | None, early: list[str]) -> None:
         """Start, or resend the number's pending verification; receipts may come first."""
         RUN["steps"] += 1
-        assert self.tenant is not None
+        tenant = self.tenant_of()
         number = self.numbers[which]
         request = StartRequest(phone_number=number, code_length=code_length)
         limit = self.start_limit(number)
         if limit is not None:
             with pytest.raises(RateLimited) as limited:
-                self.run(self.h.verifications.start(self.tenant, request))
+                self.run(self.h.verifications.start(tenant, request))
             assert limited.value.limit == limit
             return
-        self.h.transport.armed = list(early)
-        real, created = self.run(self.h.verifications.start(self.tenant, request))
-        assert self.h.transport.armed == []
-        self.started(number, code_length, early, real, created=created)
+        self.start_through(
+            number, code_length, early, lambda: self.h.verifications.start(tenant, request)
+        )
 
     @rule(which=st.integers(0, 1), key=st.sampled_from(["a", "b", "c"]))
     def start_idempotently(self, which: int, key: str) -> None:
         """Start with an ``Idempotency-Key``: a repeat replays the first answer, sends nothing."""
         RUN["steps"] += 1
+        tenant = self.tenant_of()
         number = self.numbers[which]
         first = self.replays.get(key)
         if first is not None and first[0] != number:
             with pytest.raises(IdempotencyConflict):
-                self.run(self.h.idempotent_start(self.tenant_of(), key, number))
+                self.run(self.h.idempotent_start(tenant, key, number))
             return
         if first is not None:
-            assert self.run(self.h.idempotent_start(self.tenant_of(), key, number)) == first[1]
+            assert self.run(self.h.idempotent_start(tenant, key, number)) == first[1]
             return
         if self.start_limit(number) is not None:
             key = str(uuid.uuid4())  # whether a refusal is replayed is not this test's concern
             self.idempotency_keys.append(key)
-            response = self.run(self.h.idempotent_start(self.tenant_of(), key, number))
+            response = self.run(self.h.idempotent_start(tenant, key, number))
             assert response.status == httpx.codes.TOO_MANY_REQUESTS
             return
         self.idempotency_keys.append(key)
-        response = self.run(self.h.idempotent_start(self.tenant_of(), key, number))
-        self.replays[key] = (number, response)
-        real = self.run(self.h.verifications.get(self.tenant_of(), response.body.decode()))
-        self.started(number, None, [], real, created=response.status == httpx.codes.CREATED)
+        answers: list[StoredResponse] = []
+
+        async def start() -> tuple[Verification, bool]:
+            answers.append(await self.h.idempotent_start(tenant, key, number))
+            real = await self.h.verifications.get(tenant, answers[0].body.decode())
+            return real, answers[0].status == httpx.codes.CREATED
+
+        self.start_through(number, None, [], start)
+        if answers:  # a start that raised released its key
+            self.replays[key] = (number, answers[0])
 
     def start_limit(self, number: str) -> str | None:
         """The limit that refuses a start for ``number`` now, if any."""
@@ -591,20 +644,36 @@ class VerificationLives(RuleBasedStateMachine):
             return "resend_cooldown"
         return None
 
-    def started(
+    def start_through(
         self,
         number: str,
         code_length: int | None,
         early: list[str],
-        real: Verification,
-        *,
-        created: bool,
+        start: Callable[[], Coroutine[Any, Any, tuple[Verification, bool]]],
     ) -> None:
-        """A start went through: a new verification, or a resend of the number's live one."""
+        """Run a start no limit refuses: a new verification, or a resend of the live one.
+
+        When every sender refuses, a new verification fails and a resent one stays pending;
+        either way the start answers ``ProviderError``.
+        """
         settings = self.tenant_of().settings
         seen = self.model.get(self.index.get(number, ""))
         resend = seen is not None and seen.live(self.now)
-        assert created is not resend
+        self.h.transport.armed = list(early)
+        try:
+            if self.will_send(number, 0):
+                real, created = self.run(start())
+                assert created is not resend
+                assert self.h.transport.armed == []
+            else:
+                with pytest.raises(ProviderError) as refused:
+                    self.run(start())
+                assert refused.value.verification_id is not None
+                real = self.run(
+                    self.h.verifications.get(self.tenant_of(), refused.value.verification_id)
+                )
+        finally:
+            self.h.transport.armed = []
         if seen is not None and resend:
             RUN["resent"] += 1
             verification = seen
@@ -623,13 +692,16 @@ class VerificationLives(RuleBasedStateMachine):
             assert real.id not in self.model
             self.model[real.id] = verification
             self.index[number] = real.id
-        message_id = self.adopt_sent(verification, real)
-        status = "queued"
-        for receipt in early:
-            if RANK[receipt] > RANK[status]:
-                status = receipt
-        self.recorded(verification, ModelMessage(id=message_id, position=0, status=status))
+        self.adopt_sends(verification, real, 0, early, fail=not resend)
         self.compare(verification, real)
+
+    @rule(which=st.integers(0, 1), times=st.integers(1, 3))
+    def refuse_sends(self, which: int, times: int) -> None:
+        """Telnyx refuses the next sends to a number (each moves on to the next sender)."""
+        RUN["steps"] += 1
+        number = self.numbers[which]
+        self.run(self.h.refuse(number, times))
+        self.refusals[number] += times
 
     @precondition(lambda self: self.model)
     @rule(
@@ -683,7 +755,7 @@ class VerificationLives(RuleBasedStateMachine):
         if result.valid:
             target.approvals += 1
             delivered = self.run(self.h.inbox(target.number))
-            assert code in {delivered[m.id] for m in target.messages}
+            assert code in {delivered[m.id] for m in target.messages if m.id}
             assert target.approvals == 1
             assert was_live
 
@@ -692,7 +764,7 @@ class VerificationLives(RuleBasedStateMachine):
     ) -> str:
         """A code of the kind drawn; a wrong or another's code is never one sent for ``target``."""
         length = target.code_length
-        if kind == "sent":
+        if kind == "sent" and target.codes:
             return target.codes[choice % len(target.codes)]
         if kind == "malformed":
             return malformed(shape, length)
@@ -762,23 +834,21 @@ class VerificationLives(RuleBasedStateMachine):
         if latest.status not in (IN_FLIGHT if reason == "silent" else UNDELIVERED):
             return
         position = latest.position + 1
-        if position >= self.chain_len:
-            if reason == "failed":
-                self.end(verification, "failed", self.now)
-            return
-        assert self.tenant is not None
-        real = self.run(self.h.verifications.get(self.tenant, verification.id))
-        message_id = self.adopt_sent(verification, real)
-        RUN["fallbacks sent"] += 1
-        self.recorded(verification, ModelMessage(id=message_id, position=position, status="queued"))
+        if reason == "silent" and position >= self.chain_len:
+            return  # the SMS may well have arrived: nothing to fall back to, nothing fails
+        real = self.run(self.h.verifications.get(self.tenant_of(), verification.id))
+        sent = len(verification.codes)
+        self.adopt_sends(verification, real, position, [], fail=reason == "failed")
+        RUN["fallbacks sent"] += len(verification.codes) - sent
 
-    @precondition(lambda self: any(v.messages for v in self.model.values()))
+    @precondition(lambda self: any(m.id for v in self.model.values() for m in v.messages))
     @rule(pick=st.integers(0, 255), status=st.sampled_from(RECEIPT_STATUSES))
     def receipt(self, pick: int, status: str) -> None:
         """A signed receipt for any message sent, in any status: in order or not."""
         RUN["steps"] += 1
-        messages = [(v, m) for v in self.model.values() for m in v.messages]
+        messages = [(v, m) for v in self.model.values() for m in v.messages if m.id]
         verification, message = messages[pick % len(messages)]
+        assert message.id is not None
         self.last_receipt = (message.id, self.run(self.h.receipt(message.id, status)))
         self.apply(verification, message, status)
 
@@ -787,6 +857,7 @@ class VerificationLives(RuleBasedStateMachine):
             return
         message.status = status
         if status in UNDELIVERED and verification.live(self.now):
+            assert message.id is not None
             key = (verification.id, message.id)
             due = self.fallbacks[key][1] if key in self.fallbacks else self.now
             self.fallbacks[key] = ("failed", min(due, self.now))
@@ -862,31 +933,15 @@ class VerificationLives(RuleBasedStateMachine):
 
     @invariant()
     def every_key_expires_but_tenant_data(self) -> None:
-        """The keys a verification's life writes all have a TTL (``teardown`` checks the rest)."""
-        if self.tenant is None:
-            return
-        messages = [m.id for v in self.model.values() for m in v.messages] + self.strays
-        written = [
-            *(keys.verification(self.tenant_id, ident) for ident in self.model),
-            *(keys.pending(self.tenant_id, number) for number in self.numbers),
-            *(keys.idempotency(self.tenant_id, key) for key in self.idempotency_keys),
-            *(keys.message(ident) for ident in messages),
-            *(keys.early_receipts(ident) for ident in messages),
-        ]
-        assert self.run(self.h.lasting(written)) == []
+        """No key in Redis without a TTL, but tenant data (design: tenant record, API keys,
+        outbox, hint shards; opt-outs and API key lookups, which this test writes none of)."""
+        lasting = self.run(self.h.lasting(self.run(self.h.keys_like("*"))))
+        assert [key for key in lasting if not NO_TTL.fullmatch(key)] == []
 
     def teardown(self) -> None:
-        """Every key of the tenant has a TTL but its data and outbox.
-
-        Finding them takes a scan of every key in Redis, so this runs once per example.
-        """
+        """Empty Redis (it is this test's own), so each example starts from nothing."""
         self.h.transport.armed = []
-        if self.tenant is None:
-            return
-        prefix = f"otp:{{t:{self.tenant_id}}}:"
-        tenant_keys = self.run(self.h.keys_like(f"{prefix}*"))
-        lasting = self.run(self.h.lasting(tenant_keys))
-        assert [key for key in lasting if key.removeprefix(prefix) not in NO_TTL] == []
+        self.run(self.h.forget_everything())
 
 
 @pytest.fixture
