@@ -888,7 +888,10 @@ class VerificationLives(RuleBasedStateMachine):
         status, ended_at = verification.reported(self.now)
         assert (real.id, real.status.value, real.ended_at) == (verification.id, status, ended_at)
         assert real.check_attempts == verification.attempts <= real.max_check_attempts
-        assert real.send_count == verification.send_count
+        assert (real.send_count, real.next_send_at) == (
+            verification.send_count,
+            verification.next_send_at,
+        )
         assert real.code_length == verification.code_length
         assert real.expires_at == verification.expires_at
         assert [(m.id, m.position, m.status) for m in real.messages] == [
