@@ -11,13 +11,16 @@ longer pending, does nothing. A worker that dies mid-send leaves its job to be t
 when its lease runs out; the claim then finds the failed message still the latest (the send
 was never recorded) and sends, so the fallback is not lost. Only a reported failure can end
 a verification as ``failed``: silence cannot, since some carriers never send receipts and
-the SMS may have arrived.
+the SMS may have arrived. Nor can a failure while an earlier SMS of the verification was
+delivered or may still arrive (``failed`` means no sender could deliver, API.md): its code
+must keep working until the verification ends.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from typing import Final
 
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.adapters.redis_verifications import VerificationStore
@@ -31,6 +34,10 @@ from otp_service.hashing_pool import HashingPool
 from otp_service.usecases.delivery import Delivery
 
 log = logging.getLogger("otp_service.usecases.fallback")
+
+MAY_ARRIVE: Final = frozenset({"queued", "sending", "sent", "delivery_unconfirmed", "delivered"})
+"""Statuses of an SMS that reached the phone or still may (``IN_FLIGHT`` in _lib.lua, and
+``delivered``)."""
 
 
 class Fallbacks:
@@ -64,6 +71,7 @@ class Fallbacks:
         silent = job.reason == "silent"
         chain = chain_for(tenant.settings, verification.country)
         latest = verification.messages[-1] if verification.messages else None
+        earlier_may_arrive = any(m.status in MAY_ARRIVE for m in verification.messages[:-1])
         if silent and (latest is None or latest.position + 1 >= len(chain)):
             return  # silence with no sender left: the SMS may well have arrived
         code = generate_code(self._rng, verification.code_length)
@@ -89,7 +97,7 @@ class Fallbacks:
                 verification,
                 code,
                 first_position=position + 1,
-                fail_when_exhausted=not silent,
+                fail_when_exhausted=not silent and not earlier_may_arrive,
             )
         except OtpError as exc:
             if isinstance(exc, StoreUnavailable):
