@@ -358,6 +358,7 @@ async def open_harness(settings: Settings, seed: bytes) -> AsyncIterator[Harness
             clock=clock,
             rng=rng,
             metrics=metrics,
+            first_send_ms=21_000,
         ),
         webhooks=TelnyxWebhooks(
             store=store,
