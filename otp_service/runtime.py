@@ -101,6 +101,81 @@ async def tenants_client(settings: Settings) -> AsyncIterator[Tenants]:
         await redis.aclose()
 
 
+@dataclass(frozen=True, slots=True)
+class UseCases:
+    """The use cases over one Redis client, Telnyx client and argon2 pool."""
+
+    work: WorkQueue
+    tenant_store: TenantStore
+    optouts: OptOutStore
+    verifications: Verifications
+    webhooks: TelnyxWebhooks
+    idempotency: Idempotency
+    expiries: Expiries
+    fallbacks: Fallbacks
+
+
+def use_cases_over(
+    redis: Redis,
+    telnyx: TelnyxClient,
+    hashing: HashingPool,
+    settings: Settings,
+    *,
+    clock: Clock,
+    rng: random.Random,
+    metrics: Metrics,
+    webhook_url: str | None,
+) -> UseCases:
+    """Wire the use cases (the service's, or a test's that runs the jobs itself)."""
+    work = WorkQueue(redis)
+    store = VerificationStore(redis, work)
+    tenant_store = TenantStore(redis, work)
+    optouts = OptOutStore(redis)
+    delivery = Delivery(
+        store=store,
+        optouts=optouts,
+        telnyx=telnyx,
+        clock=clock,
+        rng=rng,
+        metrics=metrics,
+        webhook_url=webhook_url,
+    )
+    return UseCases(
+        work=work,
+        tenant_store=tenant_store,
+        optouts=optouts,
+        verifications=Verifications(
+            store=store,
+            optouts=optouts,
+            delivery=delivery,
+            hashing=hashing,
+            clock=clock,
+            rng=rng,
+            metrics=metrics,
+            # A first send is one Telnyx request per sender, each retried once at most.
+            first_send_ms=int(4 * settings.telnyx_timeout_seconds * 1000) + 1000,
+        ),
+        webhooks=TelnyxWebhooks(
+            store=store,
+            optouts=optouts,
+            public_key=settings.telnyx_public_key,
+            clock=clock,
+            rng=rng,
+            metrics=metrics,
+        ),
+        idempotency=Idempotency(store),
+        expiries=Expiries(store=store, clock=clock, rng=rng),
+        fallbacks=Fallbacks(
+            store=store,
+            tenants=tenant_store,
+            delivery=delivery,
+            hashing=hashing,
+            clock=clock,
+            rng=rng,
+        ),
+    )
+
+
 @asynccontextmanager
 async def open_services(
     settings: Settings, *, clock: Clock, rng: random.Random, metrics: Metrics
@@ -129,42 +204,32 @@ async def open_services(
         ),
         settings.hash_threads,
     )
-    work = WorkQueue(redis)
-    store = VerificationStore(redis, work)
-    tenant_store = TenantStore(redis, work)
-    optouts = OptOutStore(redis)
-    signing_key = event_signing_key(settings)
-    delivery = Delivery(
-        store=store,
-        optouts=optouts,
-        telnyx=TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
+    cases = use_cases_over(
+        redis,
+        TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
+        hashing,
+        settings,
         clock=clock,
         rng=rng,
         metrics=metrics,
         webhook_url=f"{settings.public_url}/webhooks/telnyx" if settings.public_url else None,
     )
+    signing_key = event_signing_key(settings)
     worker: Worker | None = None
     stop = asyncio.Event()
     if settings.run_workers:
         worker = Worker(
-            work=work,
+            work=cases.work,
             events=EventDelivery(
-                tenants=tenant_store,
+                tenants=cases.tenant_store,
                 poster=EventPoster(
                     events_http, key=signing_key, allow_private=settings.allow_private_webhooks
                 ),
                 clock=clock,
                 metrics=metrics,
             ),
-            expiries=Expiries(store=store, clock=clock, rng=rng),
-            fallbacks=Fallbacks(
-                store=store,
-                tenants=tenant_store,
-                delivery=delivery,
-                hashing=hashing,
-                clock=clock,
-                rng=rng,
-            ),
+            expiries=cases.expiries,
+            fallbacks=cases.fallbacks,
             clock=clock,
             metrics=metrics,
             lease_ms=int(settings.job_lease_seconds * 1000),
@@ -173,28 +238,11 @@ async def open_services(
     try:
         yield Services(
             redis=redis,
-            optouts=optouts,
-            verifications=Verifications(
-                store=store,
-                optouts=optouts,
-                delivery=delivery,
-                hashing=hashing,
-                clock=clock,
-                rng=rng,
-                metrics=metrics,
-                # A first send is one Telnyx request per sender, each retried once at most.
-                first_send_ms=int(4 * settings.telnyx_timeout_seconds * 1000) + 1000,
-            ),
+            optouts=cases.optouts,
+            verifications=cases.verifications,
             tenants=tenants_over(redis, settings, clock=clock, rng=rng),
-            webhooks=TelnyxWebhooks(
-                store=store,
-                optouts=optouts,
-                public_key=settings.telnyx_public_key,
-                clock=clock,
-                rng=rng,
-                metrics=metrics,
-            ),
-            idempotency=Idempotency(store),
+            webhooks=cases.webhooks,
+            idempotency=cases.idempotency,
             metrics=metrics,
             admin_token=settings.admin_token.reveal().encode(),
             event_signing_key=signing_key,

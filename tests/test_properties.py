@@ -57,9 +57,7 @@ from redis.asyncio import Redis
 
 from otp_service.adapters import redis_keys as keys
 from otp_service.adapters.redis_client import open_redis
-from otp_service.adapters.redis_optouts import OptOutStore
 from otp_service.adapters.redis_tenants import TenantStore
-from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.redis_work import EventJob, ExpiryJob, FallbackJob, LeasedJob, WorkQueue
 from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.core.derive import derive_key
@@ -76,9 +74,8 @@ from otp_service.errors import (
 )
 from otp_service.hashing_pool import HashingPool
 from otp_service.metrics import Metrics
-from otp_service.runtime import tenants_over
+from otp_service.runtime import tenants_over, use_cases_over
 from otp_service.settings import Settings
-from otp_service.usecases.delivery import Delivery
 from otp_service.usecases.expiries import Expiries
 from otp_service.usecases.fallback import Fallbacks
 from otp_service.usecases.idempotency import Idempotency, StoredResponse
@@ -328,14 +325,11 @@ async def open_harness(settings: Settings, seed: bytes) -> AsyncIterator[Harness
     clock = StoppedClock()
     rng = random.Random()  # noqa: S311  (ids and codes of test data; seeded from the OS)
     metrics = Metrics()
-    work = WorkQueue(redis)
-    store = VerificationStore(redis, work)
-    tenant_store = TenantStore(redis, work)
-    optouts = OptOutStore(redis)
-    delivery = Delivery(
-        store=store,
-        optouts=optouts,
-        telnyx=TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
+    cases = use_cases_over(
+        redis,
+        TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
+        hashing,
+        settings,
         clock=clock,
         rng=rng,
         metrics=metrics,
@@ -348,36 +342,13 @@ async def open_harness(settings: Settings, seed: bytes) -> AsyncIterator[Harness
         sim=sim,
         transport=transport,
         clock=clock,
-        work=work,
-        tenant_store=tenant_store,
-        verifications=Verifications(
-            store=store,
-            optouts=optouts,
-            delivery=delivery,
-            hashing=hashing,
-            clock=clock,
-            rng=rng,
-            metrics=metrics,
-            first_send_ms=21_000,
-        ),
-        webhooks=TelnyxWebhooks(
-            store=store,
-            optouts=optouts,
-            public_key=settings.telnyx_public_key,
-            clock=clock,
-            rng=rng,
-            metrics=metrics,
-        ),
-        expiries=Expiries(store=store, clock=clock, rng=rng),
-        fallbacks=Fallbacks(
-            store=store,
-            tenants=tenant_store,
-            delivery=delivery,
-            hashing=hashing,
-            clock=clock,
-            rng=rng,
-        ),
-        idempotency=Idempotency(store),
+        work=cases.work,
+        tenant_store=cases.tenant_store,
+        verifications=cases.verifications,
+        webhooks=cases.webhooks,
+        expiries=cases.expiries,
+        fallbacks=cases.fallbacks,
+        idempotency=cases.idempotency,
     )
     transport.deliver = harness.receipt
     try:
