@@ -48,6 +48,19 @@ def pending(tenant_id: str, e164: str) -> str:
     return f"{_tenant(tenant_id)}:pending:{e164}"
 
 
+def stats(tenant_id: str, hour_ms: int) -> str:
+    """The tenant's conversion counters for the hour starting at ``hour_ms`` (hash).
+
+    Fields are ``<country>|<sender_type>|<metric>``; the Lua prelude (``count_stat``) builds
+    the same name from the tenant record's key, so the two must change together.
+    """
+    return f"{_tenant(tenant_id)}:stats:{hour_ms}"
+
+
+STATS_KEEP_MS: Final = 40 * 24 * 3600 * 1000
+"""How long an hour's counters are kept (``STATS_KEEP_MS`` in ``lua/_lib.lua``)."""
+
+
 def idempotency(tenant_id: str, key: str) -> str:
     """What a POST with this ``Idempotency-Key`` did; the key is hashed to bound its length."""
     digest = hashlib.sha256(key.encode()).hexdigest()

@@ -96,3 +96,16 @@ local function live(key, now)
   return status == 'pending' and now < tonumber(expires)
 end
 
+
+-- Hourly counters behind GET /v1/stats (redis_keys.stats): one hash per tenant and hour,
+-- field `<country>|<sender_type>|<metric>`, so a report reads a few hashes instead of
+-- scanning verifications. `tenant_key` is the tenant record key (`otp:{t:X}:tenant`), which
+-- every script that counts already has; the counters live in the same slot.
+local STATS_KEEP_MS = 40 * 24 * 3600 * 1000
+local HOUR_MS = 3600 * 1000
+local function count_stat(tenant_key, now, country, sender_type, metric)
+  local hour = now - now % HOUR_MS
+  local key = string.sub(tenant_key, 1, -#'tenant' - 1) .. 'stats:' .. hour
+  redis.call('HINCRBY', key, country .. '|' .. sender_type .. '|' .. metric, 1)
+  redis.call('PEXPIREAT', key, hour + STATS_KEEP_MS)
+end
