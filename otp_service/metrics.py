@@ -115,6 +115,18 @@ class Metrics:
             "When the background worker last looked for work without an error (Unix time).",
             registry=self.registry,
         )
+        self.otp_rate_limited_total = Counter(
+            "otp_rate_limited_total",
+            "Requests refused by a limit, by limit (`key` for every rate_limit_keys name).",
+            ("limit",),
+            registry=self.registry,
+        )
+        self.otp_fraud_blocks_total = Counter(
+            "otp_fraud_blocks_total",
+            "Number ranges the fraud guard blocked, by mode (block or monitor).",
+            ("mode",),
+            registry=self.registry,
+        )
         self.otp_webhooks_total = Counter(
             "otp_webhooks_total",
             "Telnyx webhooks received, by event type and outcome.",
@@ -135,6 +147,10 @@ class Metrics:
         method = _method_label(method)
         self.http_requests_total.labels(method, route, str(status)).inc()
         self.http_request_duration_seconds.labels(method, route).observe(seconds)
+
+    def count_refusal(self, limit: str) -> None:
+        """Count a request a limit refused; asker keys share one label (tenants name them)."""
+        self.otp_rate_limited_total.labels("key" if limit.startswith("key:") else limit).inc()
 
     def count_unmatched(self, method: str, status: int) -> None:
         """Record one request the router answered itself (unknown path, wrong method)."""

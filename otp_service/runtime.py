@@ -20,6 +20,7 @@ from nacl.signing import SigningKey
 from redis.asyncio import Redis
 
 from otp_service.adapters.event_poster import EventPoster
+from otp_service.adapters.redis_blocks import BlockStore
 from otp_service.adapters.redis_client import open_redis
 from otp_service.adapters.redis_optouts import OptOutStore
 from otp_service.adapters.redis_tenants import TenantStore
@@ -36,6 +37,7 @@ from otp_service.usecases.delivery import Delivery
 from otp_service.usecases.events import EventDelivery
 from otp_service.usecases.expiries import Expiries
 from otp_service.usecases.fallback import Fallbacks
+from otp_service.usecases.fraud import FraudGuard
 from otp_service.usecases.idempotency import Idempotency
 from otp_service.usecases.receipts import TelnyxWebhooks
 from otp_service.usecases.tenants import Tenants
@@ -67,6 +69,7 @@ class Services:
     tenants: Tenants
     webhooks: TelnyxWebhooks
     idempotency: Idempotency
+    fraud: FraudGuard
     metrics: Metrics
     admin_token: bytes
     event_signing_key: SigningKey
@@ -113,6 +116,7 @@ class UseCases:
     idempotency: Idempotency
     expiries: Expiries
     fallbacks: Fallbacks
+    fraud: FraudGuard
 
 
 def use_cases_over(
@@ -140,6 +144,7 @@ def use_cases_over(
         metrics=metrics,
         webhook_url=webhook_url,
     )
+    guard = FraudGuard(blocks=BlockStore(redis, work), clock=clock, rng=rng, metrics=metrics)
     return UseCases(
         work=work,
         tenant_store=tenant_store,
@@ -152,6 +157,7 @@ def use_cases_over(
             clock=clock,
             rng=rng,
             metrics=metrics,
+            guard=guard,
             # A first send is one Telnyx request per sender, each retried once at most.
             first_send_ms=int(4 * settings.telnyx_timeout_seconds * 1000) + 1000,
         ),
@@ -173,6 +179,7 @@ def use_cases_over(
             clock=clock,
             rng=rng,
         ),
+        fraud=guard,
     )
 
 
@@ -243,6 +250,7 @@ async def open_services(
             tenants=tenants_over(redis, settings, clock=clock, rng=rng),
             webhooks=cases.webhooks,
             idempotency=cases.idempotency,
+            fraud=cases.fraud,
             metrics=metrics,
             admin_token=settings.admin_token.reveal().encode(),
             event_signing_key=signing_key,

@@ -19,7 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from otp_service.adapters.redis_keys import tenant as tenant_key
-from otp_service.adapters.redis_verifications import Created, VerificationStore
+from otp_service.adapters.redis_verifications import Created, Guard, VerificationStore
 from otp_service.adapters.redis_work import WorkQueue
 from otp_service.clock import SystemClock
 from otp_service.core.model import Message, SenderType, Verification, VerificationStatus
@@ -317,6 +317,17 @@ async def test_a_start_that_never_sent_is_resent_despite_the_cooldown(
         resend_cooldown_ms=120_000,
         first_send_ms=30_000,
         event_id="evt_halfway",
+        guard=Guard(
+            rules=[],
+            token="tok_halfway",
+            asker="",
+            mode="off",
+            prefixes=[],
+            windows_ms=(600_000, 3_600_000, 300_000, 86_400_000),
+            country="GB",
+            sender_type="long_code",
+            breaker_id="blk_unused",
+        ),
     )
     assert created == Created(draft.id)
     retried = await tenant.client.post("/v1/verifications", json={"phone_number": number})
@@ -337,7 +348,12 @@ async def test_a_check_that_died_holding_the_last_attempt_ends_the_verification(
     [code] = await sent_codes(sim, number)
     store = VerificationStore(redis, WorkQueue(redis))
     begun = await store.check_begin(
-        tenant.id, verification_id, code_length=len(code), now_ms=clock.now_ms()
+        tenant.id,
+        verification_id,
+        code_length=len(code),
+        now_ms=clock.now_ms(),
+        rules=[],
+        token="tok_dead_check",
     )
     assert begun is not None
     clock.advance(31)

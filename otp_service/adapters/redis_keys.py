@@ -48,6 +48,16 @@ def pending(tenant_id: str, e164: str) -> str:
     return f"{_tenant(tenant_id)}:pending:{e164}"
 
 
+def blocks(tenant_id: str) -> str:
+    """The tenant's blocks (hash: block id to block JSON), what the admin API lists.
+
+    The fraud guard's and the limits' other keys (``fg:...``, ``lim:...``) are named by the
+    Lua scripts from the tenant's prefix, since which exist depends on the request
+    (``adapters/lua/_lib.lua``); all share the tenant's slot.
+    """
+    return f"{_tenant(tenant_id)}:blocks"
+
+
 def stats(tenant_id: str, hour_ms: int) -> str:
     """The tenant's conversion counters for the hour starting at ``hour_ms`` (hash).
 

@@ -18,6 +18,8 @@ from redis.commands.core import AsyncScript
 from otp_service.adapters import redis_keys as keys
 from otp_service.adapters.redis_scripts import load_script, text, translated
 from otp_service.adapters.redis_work import WorkQueue
+from otp_service.core.fraud import PrefixStats
+from otp_service.core.limits import DAY_MS, Rule
 from otp_service.core.model import Message, SenderType, Verification, VerificationStatus
 
 ENDED_RETENTION_MS: Final = 24 * 3600 * 1000
@@ -63,10 +65,34 @@ class PendingSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     code_length: int
 
 
+class Guard(msgspec.Struct, frozen=True, kw_only=True):
+    """What a start's script enforces and counts besides the verification itself.
+
+    ``rules``: the limits of one send (``core.limits.send_rules``); ``token``: unique to the
+    start (names its sliding-log entries); ``asker``: who asks (``core.limits.asker``);
+    ``mode``: the fraud guard's; ``prefixes``: the destination's watched prefixes (empty
+    when the guard is off); ``windows_ms``: velocity, conversion, grace and baseline time
+    constant of the fraud guard; ``country`` and ``sender_type`` (the chain's first) label
+    the stats; ``breaker_id``: the block id to use should the start trip the country's
+    circuit breaker.
+    """
+
+    rules: list[Rule]
+    token: str
+    asker: str
+    mode: str
+    prefixes: list[str]
+    windows_ms: tuple[int, int, int, int]
+    country: str
+    sender_type: str
+    breaker_id: str
+
+
 class Created(msgspec.Struct, frozen=True):
-    """A new verification was stored."""
+    """A new verification was stored; ``stats``: the fraud guard's counts for its prefixes."""
 
     id: str
+    stats: list[PrefixStats] = msgspec.field(default_factory=list)
 
 
 class Resent(msgspec.Struct, frozen=True):
@@ -76,9 +102,9 @@ class Resent(msgspec.Struct, frozen=True):
 
 
 class Limited(msgspec.Struct, frozen=True):
-    """A resend limit refused the start."""
+    """A limit refused the request (its API name: ``max_sends``, ``prefix``, ``key:ip``...)."""
 
-    limit: Literal["max_sends", "resend_cooldown"]
+    limit: str
     retry_after_ms: int
 
 
@@ -168,6 +194,21 @@ def _encode_message(message: Message) -> bytes:
     return msgspec.json.encode(stored)
 
 
+def _prefix_stats(flat: list[Any]) -> list[PrefixStats]:
+    """The start script's fraud counters, six values per prefix (``fraud_observe``)."""
+    return [
+        PrefixStats(
+            text(flat[i]),
+            int(flat[i + 1]),
+            float(text(flat[i + 2])),
+            int(flat[i + 3]),
+            int(flat[i + 4]),
+            int(flat[i + 5]) == 1,
+        )
+        for i in range(0, len(flat), 6)
+    ]
+
+
 def verification_from_fields(raw: dict[str, str]) -> Verification:
     """A verification from its stored fields (as read, or as an event's snapshot holds them)."""
     return Verification(
@@ -236,6 +277,7 @@ class VerificationStore:
         resend_cooldown_ms: int,
         first_send_ms: int,
         event_id: str,
+        guard: Guard,
     ) -> StartResult:
         """Create ``new``, or resend the live verification ``seen`` with ``code_hash``.
 
@@ -243,6 +285,7 @@ class VerificationStore:
         one ``code_hash`` was made for. A new verification's expiry timer and its
         ``verification.created`` event (``event_id``) are queued with it. A verification
         with no send recorded ``first_send_ms`` after its start is resent despite the cooldown.
+        The limits and fraud guard of ``guard`` are checked and counted in the same script.
         """
         resend = seen is not None and seen.live
         seen_key = keys.verification(tenant_id, seen.id) if seen else keys.pending(tenant_id, e164)
@@ -279,11 +322,20 @@ class VerificationStore:
                 ENDED_RETENTION_MS,
                 event_id,
                 first_send_ms,
+                _encoder.encode(guard.rules),
+                guard.token,
+                guard.asker,
+                guard.mode,
+                _encoder.encode(guard.prefixes),
+                _encoder.encode(guard.windows_ms),
+                guard.country,
+                guard.sender_type,
+                guard.breaker_id,
             ],
         )
         match reply:
-            case ["created", ident]:
-                return Created(ident)
+            case ["created", ident, *stats]:
+                return Created(ident, _prefix_stats(stats))
             case ["resent", ident]:
                 return Resent(ident)
             case ["limited", limit, retry_after]:
@@ -349,19 +401,30 @@ class VerificationStore:
             ],
         )
 
-    async def check_begin(
-        self, tenant_id: str, verification_id: str, *, code_length: int, now_ms: int
-    ) -> CheckBegun | CheckRefused | CheckAbandoned | Malformed | None:
+    async def check_begin(  # noqa: PLR0911  (one return per answer of the script)
+        self,
+        tenant_id: str,
+        verification_id: str,
+        *,
+        code_length: int,
+        now_ms: int,
+        rules: list[Rule],
+        token: str,
+    ) -> CheckBegun | CheckRefused | CheckAbandoned | Malformed | Limited | None:
         """Take one check attempt; ``None`` when the verification is gone (or another's).
 
         ``code_length`` is the submitted code's length, -1 when it is not all ASCII digits.
+        ``rules`` (``core.limits.check_rules``) are checked and counted first; ``token`` is
+        unique to the check.
         """
         async with translated():
             reply = await self._check_begin(
-                keys=[keys.verification(tenant_id, verification_id)],
-                args=[now_ms, code_length, COMPARE_MS],
+                keys=[keys.verification(tenant_id, verification_id), keys.tenant(tenant_id)],
+                args=[now_ms, code_length, COMPARE_MS, _encoder.encode(rules), token],
             )
         match reply:
+            case ["limited", limit, retry_after]:
+                return Limited(text(limit), int(retry_after))
             case ["ok", attempts, max_attempts, hashes, phone_number]:
                 return CheckBegun(
                     attempts=int(attempts),
@@ -406,6 +469,7 @@ class VerificationStore:
                 ENDED_RETENTION_MS,
                 attempt,
                 event_id,
+                DAY_MS,
             ],
         )
         match reply:

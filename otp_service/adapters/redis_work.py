@@ -25,19 +25,21 @@ from redis.asyncio import Redis
 
 from otp_service.adapters import redis_keys as keys
 from otp_service.adapters.redis_scripts import load_script, text, translated
+from otp_service.core.fraud import Block
 
 IDLE_REVISIT_MS: Final = 60_000
 """A tenant with nothing due is looked at again after this long (see the module docstring)."""
 
 
 class EventJob(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_field="kind"):
-    """Post a tenant event; ``verification`` is the verification as it was when it happened."""
+    """Post a tenant event about a verification, as it was when it happened, or a block."""
 
     id: str
     type: str
     attempt: int
     first_at: int
-    verification: dict[str, str]
+    verification: dict[str, str] | None = None
+    block: Block | None = None
 
 
 class ExpiryJob(msgspec.Struct, frozen=True, kw_only=True, tag="expiry", tag_field="kind"):

@@ -16,6 +16,7 @@ from otp_service.api.dependencies import admin_guard
 from otp_service.api.schemas import (
     ApiKeyCreatedOut,
     ApiKeyOut,
+    BlockListOut,
     CreateTenantBody,
     OptOutListOut,
     OptOutOut,
@@ -23,7 +24,7 @@ from otp_service.api.schemas import (
     TenantOut,
     tenant_out,
 )
-from otp_service.core.views import rfc3339
+from otp_service.core.views import block_out, rfc3339
 from otp_service.errors import InvalidInput
 from otp_service.problems import problem_responses
 from otp_service.runtime import Services
@@ -118,6 +119,38 @@ class AdminController(Controller):
     ) -> None:
         """Revoke a key; it stops working at once."""
         await services.tenants.revoke_key(tenant_id, key_id)
+
+    @get(
+        "/tenants/{tenant_id:str}/blocks",
+        summary="List blocks in force",
+        responses=problem_responses(401, 404),
+    )
+    async def list_blocks(
+        self, tenant_id: FromPath[str], services: NamedDependency[Services]
+    ) -> BlockListOut:
+        """List the tenant's blocks: ranges the fraud guard blocked, countries out of budget.
+
+        Blocks of `mode` `monitor` refuse nothing; they show what `block` would have done.
+        """
+        await services.tenants.get(tenant_id)
+        return BlockListOut(data=[block_out(b) for b in await services.fraud.in_force(tenant_id)])
+
+    @delete(
+        "/tenants/{tenant_id:str}/blocks/{block_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Lift a block",
+        responses=problem_responses(401, 404),
+    )
+    async def lift_block(
+        self, tenant_id: FromPath[str], block_id: FromPath[str], services: NamedDependency[Services]
+    ) -> None:
+        """Lift a block: the next start it refused goes through (404 `block_not_found`).
+
+        A range's evidence goes with its block, so the range is judged afresh; a country's
+        daily budget is refilled.
+        """
+        await services.tenants.get(tenant_id)
+        await services.fraud.lift(tenant_id, block_id)
 
     @get(
         "/opt-outs",

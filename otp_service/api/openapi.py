@@ -136,6 +136,9 @@ def _schema(node: dict[str, Any]) -> Schema | Reference:
 def _object(node: dict[str, Any]) -> Schema:
     values: dict[str, Any] = {}
     for keyword, value in node.items():
+        if keyword == "$ref":  # a reference with a description or default beside it
+            values["all_of"] = [Reference(ref=value)]
+            continue
         if keyword in _ONE_SCHEMA and isinstance(value, dict):
             converted: Any = _schema(value)
         elif keyword in _SCHEMA_LIST:

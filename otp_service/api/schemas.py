@@ -12,8 +12,9 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta
 
+from otp_service.core.limits import RateLimitKeys
 from otp_service.core.model import Tenant, TenantSettings
-from otp_service.core.views import rfc3339
+from otp_service.core.views import BlockOut, rfc3339
 
 E164_PATTERN: Final = r"^\+[1-9][0-9]{1,14}$"
 SCHEMA_REF: Final = "#/components/schemas/{name}"
@@ -77,12 +78,14 @@ class StartVerificationBody(_Request):
         dict[MetadataKey, MetadataValue],
         Meta(max_length=10, description="Up to 10 string pairs, returned as given"),
     ] = msgspec.field(default_factory=dict)
+    rate_limit_keys: RateLimitKeys = msgspec.field(default_factory=dict)
 
 
 class CheckBody(_Request):
     """Check a code against one verification."""
 
     code: Code
+    rate_limit_keys: RateLimitKeys = msgspec.field(default_factory=dict)
 
 
 class CheckByPhoneBody(_Request):
@@ -90,6 +93,7 @@ class CheckByPhoneBody(_Request):
 
     phone_number: PhoneNumber
     code: Code
+    rate_limit_keys: RateLimitKeys = msgspec.field(default_factory=dict)
 
 
 class CheckOut(msgspec.Struct, kw_only=True):
@@ -162,6 +166,12 @@ class ApiKeyCreatedOut(msgspec.Struct, kw_only=True):
     key: str
     prefix: str
     created_at: str
+
+
+class BlockListOut(msgspec.Struct, kw_only=True):
+    """The blocks in force."""
+
+    data: list[BlockOut]
 
 
 class ApiKeyOut(msgspec.Struct, kw_only=True):

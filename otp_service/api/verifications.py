@@ -83,6 +83,7 @@ class VerificationController(Controller):
             locale=data.locale,
             code_length=data.code_length,
             metadata=dict(data.metadata),
+            rate_limit_keys=dict(data.rate_limit_keys),
         )
 
         async def run() -> StoredResponse:
@@ -121,7 +122,7 @@ class VerificationController(Controller):
         "/{verification_id:str}/check",
         status_code=HTTP_200_OK,
         summary="Check a code",
-        responses=problem_responses(400, 401, 404, 409, 413, 415, 422),
+        responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 429),
     )
     async def check(
         self,
@@ -131,13 +132,16 @@ class VerificationController(Controller):
         services: NamedDependency[Services],
     ) -> CheckOut:
         """Check what the user typed; a wrong code answers 200 with ``valid: false``."""
-        return _check_out(await services.verifications.check(tenant, verification_id, data.code))
+        result = await services.verifications.check(
+            tenant, verification_id, data.code, dict(data.rate_limit_keys)
+        )
+        return _check_out(result)
 
     @post(
         "/check",
         status_code=HTTP_200_OK,
         summary="Check a code against the pending verification of a number",
-        responses=problem_responses(400, 401, 404, 409, 413, 415, 422),
+        responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 429),
     )
     async def check_by_phone(
         self,
@@ -146,7 +150,9 @@ class VerificationController(Controller):
         services: NamedDependency[Services],
     ) -> CheckOut:
         """Check a code for the tenant's pending verification of ``phone_number``."""
-        result = await services.verifications.check_by_phone(tenant, data.phone_number, data.code)
+        result = await services.verifications.check_by_phone(
+            tenant, data.phone_number, data.code, dict(data.rate_limit_keys)
+        )
         return _check_out(result)
 
     @get(

@@ -12,6 +12,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from otp_service.core.fraud import FraudGuardMode, FraudSettings
+from otp_service.core.limits import LimitSettings
 from otp_service.core.urls import MAX_EVENT_URL_LENGTH
 
 
@@ -114,6 +116,19 @@ class TenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         ]
         | None
     ) = None
+    fraud_guard: Annotated[
+        FraudGuardMode,
+        Meta(
+            description="`block` refuses starts to a range the fraud guard blocked; `monitor`"
+            " records the same blocks and refuses nothing"
+        ),
+    ] = FraudGuardMode.BLOCK
+    fraud: Annotated[FraudSettings, Meta(description="The fraud guard's thresholds")] = (
+        msgspec.field(default_factory=FraudSettings)
+    )
+    limits: Annotated[LimitSettings, Meta(description="Send and check limits")] = msgspec.field(
+        default_factory=LimitSettings
+    )
     webotp_domain: (
         Annotated[
             str,

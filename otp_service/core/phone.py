@@ -19,11 +19,12 @@ _ALWAYS_REFUSED = {
 
 
 class PhoneNumber(msgspec.Struct, frozen=True):
-    """A valid E.164 number with its ISO 3166 region and libphonenumber's type."""
+    """A valid E.164 number with its ISO 3166 region, calling code and libphonenumber's type."""
 
     e164: str
     country: str
     number_type: int
+    calling_code: int
 
 
 def parse_e164(raw: str) -> PhoneNumber:
@@ -45,7 +46,12 @@ def parse_e164(raw: str) -> PhoneNumber:
     region = phonenumbers.region_code_for_number(parsed)
     if region is None or len(region) != 2:  # noqa: PLR2004  (non-geographic "001" numbers)
         raise InvalidPhoneNumber("phone_number belongs to no country")
-    return PhoneNumber(e164=raw, country=region, number_type=phonenumbers.number_type(parsed))
+    return PhoneNumber(
+        e164=raw,
+        country=region,
+        number_type=phonenumbers.number_type(parsed),
+        calling_code=int(parsed.country_code or 0),
+    )
 
 
 def valid_e164(raw: str) -> str | None:

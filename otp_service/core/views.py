@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from otp_service.core.fraud import Block
 from otp_service.core.model import Message, SenderType, Verification
 
 
@@ -88,4 +89,37 @@ def verification_out(verification: Verification) -> VerificationOut:
         ),
         messages=[message_out(m) for m in verification.messages],
         metadata=verification.metadata,
+    )
+
+
+class BlockOut(msgspec.Struct, kw_only=True):
+    """A block as the admin API lists it and the `fraud.blocked` event carries it.
+
+    `limit` is `prefix` (a number range the fraud guard blocked; `value` is the range) or
+    `country` (the country's daily budget is spent; `value` is its ISO code). `mode`
+    `monitor`: recorded only, nothing is refused. `strikes`: how many times the range was
+    blocked within a day of the block before (each block lasts twice the one before).
+    """
+
+    id: str
+    limit: str
+    value: str
+    mode: str
+    reason: str
+    created_at: str
+    expires_at: str
+    strikes: int | None = None
+
+
+def block_out(block: Block) -> BlockOut:
+    """Render a block."""
+    return BlockOut(
+        id=block.id,
+        limit=block.limit,
+        value=block.value,
+        mode=block.mode.value,
+        reason=block.reason,
+        created_at=rfc3339(block.created_at),
+        expires_at=rfc3339(block.expires_at),
+        strikes=block.strikes,
     )

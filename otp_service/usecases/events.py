@@ -1,4 +1,4 @@
-"""Tenant events: what changed about a verification, posted to the tenant, signed.
+"""Tenant events: what changed about a verification or a blocked range, posted, signed.
 
 An event is queued by the same Redis script as the change it reports (a transactional
 outbox: ``adapters/lua/_lib.lua``), with a snapshot of the verification as the change left
@@ -21,7 +21,13 @@ from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.adapters.redis_verifications import verification_from_fields
 from otp_service.adapters.redis_work import EventJob
 from otp_service.clock import Clock
-from otp_service.core.views import VerificationOut, rfc3339, verification_out
+from otp_service.core.views import (
+    BlockOut,
+    VerificationOut,
+    block_out,
+    rfc3339,
+    verification_out,
+)
 from otp_service.metrics import Metrics
 
 log = logging.getLogger("otp_service.usecases.events")
@@ -37,7 +43,7 @@ class Event(msgspec.Struct, kw_only=True):
     id: str
     type: str
     created_at: str
-    data: VerificationOut
+    data: VerificationOut | BlockOut
 
 
 def retry_delay_ms(attempt: int) -> int:
@@ -47,12 +53,12 @@ def retry_delay_ms(attempt: int) -> int:
 
 def event_body(job: EventJob) -> bytes:
     """The JSON body of an event, the same at every attempt."""
-    event = Event(
-        id=job.id,
-        type=job.type,
-        created_at=rfc3339(job.first_at),
-        data=verification_out(verification_from_fields(job.verification)),
-    )
+    data: VerificationOut | BlockOut
+    if job.block is not None:
+        data = block_out(job.block)
+    else:
+        data = verification_out(verification_from_fields(job.verification or {}))
+    event = Event(id=job.id, type=job.type, created_at=rfc3339(job.first_at), data=data)
     return msgspec.json.encode(event)
 
 

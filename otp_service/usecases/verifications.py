@@ -15,6 +15,11 @@ concurrent right codes exactly one is approved). A check refused because every a
 taken by checks still comparing waits (briefly) for them to decide, so it reports the
 status they end in rather than a guess.
 
+Abuse protection (``core/limits.py``, ``core/fraud.py``) runs inside the same scripts: a
+start's script checks and counts every send limit and range block before it writes, and
+returns the fraud guard's counters, which ``FraudGuard`` judges; a check's first script
+checks and counts the asker's and the number's check limits before taking an attempt.
+
 Events and expiry timers are not emitted here: the scripts that change a verification queue
 them in the same step (``usecases/events.py``); the use cases only hand them event ids.
 """
@@ -34,13 +39,15 @@ from otp_service.adapters.redis_verifications import (
     CheckRefused,
     Conflict,
     Created,
+    Guard,
     Limited,
     Malformed,
     PendingSnapshot,
     VerificationStore,
 )
 from otp_service.clock import Clock
-from otp_service.core import codes, phone, senders
+from otp_service.core import codes, fraud, limits, phone, senders
+from otp_service.core.fraud import FraudGuardMode
 from otp_service.core.ids import new_id
 from otp_service.core.model import (
     Tenant,
@@ -59,6 +66,7 @@ from otp_service.errors import (
 from otp_service.hashing_pool import HashingPool
 from otp_service.metrics import Metrics
 from otp_service.usecases.delivery import Delivery, opt_out_scope
+from otp_service.usecases.fraud import FraudGuard
 
 log = logging.getLogger("otp_service.usecases.verifications")
 
@@ -70,6 +78,15 @@ _JUDGED: Final = frozenset({VerificationStatus.PENDING, VerificationStatus.MAX_A
 """Statuses in which a wrong code is still answered 200; any other end came from elsewhere.
 
 A right code is answered 200 only by the one check that approved the verification."""
+_REFUSALS: Final = {
+    "resend_cooldown": "a code was sent to this number too recently",
+    "max_sends": "no more codes can be sent for this verification",
+    "phone_number": "too many codes were sent to this number",
+    "tenant": "the tenant's send rate is exceeded",
+    "country": "the daily send budget for this country is spent",
+    "prefix": "the fraud guard has blocked this number range",
+}
+"""The ``detail`` of a start refused by each limit (``key:<name>`` limits share one)."""
 
 
 class StartRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,6 +96,7 @@ class StartRequest(msgspec.Struct, frozen=True, kw_only=True):
     locale: str | None = None
     code_length: int | None = None
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    rate_limit_keys: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +121,7 @@ class Verifications:
         clock: Clock,
         rng: random.Random,
         metrics: Metrics,
+        guard: FraudGuard,
         first_send_ms: int,
     ) -> None:
         """``first_send_ms``: the longest a start's first send can take (its Telnyx calls)."""
@@ -113,6 +132,7 @@ class Verifications:
         self._clock = clock
         self._rng = rng
         self._metrics = metrics
+        self._guard = guard
         self._first_send_ms = first_send_ms
 
     async def start(self, tenant: Tenant, request: StartRequest) -> tuple[Verification, bool]:
@@ -123,7 +143,8 @@ class Verifications:
         Raises:
             InvalidPhoneNumber, UnsupportedNumberType, DestinationNotAllowed: before anything
                 is stored or sent.
-            RateLimited: a resend within the cooldown or beyond ``max_sends``.
+            RateLimited: a resend within the cooldown or beyond ``max_sends``, a send limit
+                reached, or a range the fraud guard blocked.
             RecipientOptedOut, ProviderError, ProviderUnavailable: Telnyx did not send.
         """
         settings = tenant.settings
@@ -138,6 +159,7 @@ class Verifications:
             raise RecipientOptedOut("the recipient has opted out of messages from this sender")
 
         now = self._clock.now_ms()
+        guard = self._guard_for(tenant, request, number, chain[0].type.value, now)
         for _ in range(_START_TRIES):
             seen = await self._store.pending_snapshot(tenant.id, number.e164, now)
             draft = self._draft(tenant, request, number, now, seen)
@@ -152,15 +174,10 @@ class Verifications:
                 resend_cooldown_ms=settings.resend_cooldown_seconds * 1000,
                 first_send_ms=self._first_send_ms,
                 event_id=new_id("evt", self._rng),
+                guard=guard,
             )
             if isinstance(result, Limited):
-                raise RateLimited(
-                    "a code was sent to this number too recently"
-                    if result.limit == "resend_cooldown"
-                    else "no more codes can be sent for this verification",
-                    retry_after=retry_after_seconds(result.retry_after_ms),
-                    limit=result.limit,
-                )
+                raise self._refused(result)
             if not isinstance(result, Conflict):
                 break
         else:
@@ -169,12 +186,60 @@ class Verifications:
             )
 
         created = isinstance(result, Created)
+        if isinstance(result, Created):
+            await self._guard.judge(tenant, result.stats)
         # A new verification is stored exactly as drafted; a resend changed a stored one.
         verification = draft if created else await self.get(tenant, result.id)
         await self._delivery.send(
             tenant, verification, code, first_position=0, fail_when_exhausted=created
         )
         return await self.get(tenant, result.id), created
+
+    def _guard_for(
+        self,
+        tenant: Tenant,
+        request: StartRequest,
+        number: phone.PhoneNumber,
+        first_sender: str,
+        now: int,
+    ) -> Guard:
+        """What the start's script enforces and counts besides the verification."""
+        settings = tenant.settings
+        watched = settings.fraud_guard is not FraudGuardMode.OFF
+        fraud_settings = settings.fraud
+        return Guard(
+            rules=limits.send_rules(
+                settings.limits,
+                e164=number.e164,
+                country=number.country,
+                rate_limit_keys=request.rate_limit_keys,
+                now_ms=now,
+            ),
+            token=new_id("tok", self._rng),
+            asker=limits.asker(request.rate_limit_keys),
+            mode=settings.fraud_guard.value,
+            prefixes=fraud.prefixes(number.e164, number.calling_code) if watched else [],
+            windows_ms=(
+                fraud_settings.velocity_seconds * 1000,
+                fraud_settings.window_seconds * 1000,
+                fraud_settings.grace_seconds * 1000,
+                fraud_settings.baseline_hours * 3600 * 1000,
+            ),
+            country=number.country,
+            sender_type=first_sender,
+            breaker_id=new_id("blk", self._rng),
+        )
+
+    def _refused(self, limited: Limited) -> RateLimited:
+        """The 429 for a request a limit refused, counted in ``/metrics``."""
+        self._metrics.count_refusal(limited.limit)
+        if limited.limit.startswith("key:"):
+            detail = f"too many requests from this {limited.limit.removeprefix('key:')}"
+        else:
+            detail = _REFUSALS.get(limited.limit, "a limit was reached")
+        return RateLimited(
+            detail, retry_after=retry_after_seconds(limited.retry_after_ms), limit=limited.limit
+        )
 
     def _draft(
         self,
@@ -233,7 +298,13 @@ class Verifications:
             verification.ended_at = verification.expires_at
         return verification
 
-    async def check(self, tenant: Tenant, verification_id: str, code: str) -> CheckResult:
+    async def check(
+        self,
+        tenant: Tenant,
+        verification_id: str,
+        code: str,
+        rate_limit_keys: dict[str, str] | None = None,
+    ) -> CheckResult:
         """Check a submitted code against the verification.
 
         Raises:
@@ -241,13 +312,23 @@ class Verifications:
             VerificationNotPending: it has ended (including by a concurrent right code).
             InvalidCodeFormat: not exactly the verification's number of digits; no attempt
                 is used.
+            RateLimited: the asker's check limits, or the number's streak of wrong codes;
+                no attempt is used.
         """
         submitted = len(code) if codes.is_well_formed(code, len(code)) else -1
         begun = await self._store.check_begin(
-            tenant.id, verification_id, code_length=submitted, now_ms=self._clock.now_ms()
+            tenant.id,
+            verification_id,
+            code_length=submitted,
+            now_ms=self._clock.now_ms(),
+            rules=limits.check_rules(tenant.settings.limits, rate_limit_keys=rate_limit_keys or {}),
+            token=new_id("tok", self._rng),
         )
         if begun is None:
             raise NotFound("no such verification", "verification_not_found")
+        if isinstance(begun, Limited):
+            self._metrics.otp_checks_total.labels(outcome="rate_limited").inc()
+            raise self._refused(begun)
         if isinstance(begun, Malformed):
             raise InvalidCodeFormat(f"code must be exactly {begun.code_length} digits (0-9)")
         if isinstance(begun, CheckAbandoned):
@@ -297,7 +378,13 @@ class Verifications:
             check_attempts_remaining=max(finished.max_attempts - finished.attempts, 0),
         )
 
-    async def check_by_phone(self, tenant: Tenant, phone_number: str, code: str) -> CheckResult:
+    async def check_by_phone(
+        self,
+        tenant: Tenant,
+        phone_number: str,
+        code: str,
+        rate_limit_keys: dict[str, str] | None = None,
+    ) -> CheckResult:
         """Check a code against the tenant's pending verification for a number.
 
         Raises:
@@ -308,7 +395,7 @@ class Verifications:
         verification_id = await self._store.pending_id(tenant.id, number.e164)
         if verification_id is None:
             raise NotFound("no verification is pending for this number", "verification_not_found")
-        return await self.check(tenant, verification_id, code)
+        return await self.check(tenant, verification_id, code, rate_limit_keys)
 
     async def cancel(self, tenant: Tenant, verification_id: str) -> Verification:
         """Cancel a pending verification.

@@ -47,12 +47,17 @@ local function snapshot(key)
   return fields
 end
 
+-- Whether the tenant takes events (has an events_webhook_url).
+local function takes_events(box)
+  local raw = redis.call('GET', box.tenant)
+  if not raw then return false end
+  local url = cjson.decode(raw)['settings']['events_webhook_url']
+  return url ~= nil and url ~= cjson.null
+end
+
 -- Queue a tenant event about the verification at `key`, if the tenant takes events.
 local function emit(box, key, event_id, event_type, now)
-  local raw = redis.call('GET', box.tenant)
-  if not raw then return end
-  local url = cjson.decode(raw)['settings']['events_webhook_url']
-  if url == nil or url == cjson.null then return end
+  if not takes_events(box) then return end
   add_job(box, 'ev:' .. event_id, now, cjson.encode({kind = 'event', id = event_id,
     type = event_type, attempt = 0, first_at = now, verification = snapshot(key)}))
 end
@@ -103,9 +108,137 @@ end
 -- every script that counts already has; the counters live in the same slot.
 local STATS_KEEP_MS = 40 * 24 * 3600 * 1000
 local HOUR_MS = 3600 * 1000
+
+-- `otp:{t:X}:` from the tenant record's key `otp:{t:X}:tenant`: the prefix of every key in
+-- the tenant's slot that a script builds itself (redis_keys.py names the same keys).
+local function tenant_base(tenant_key)
+  return string.sub(tenant_key, 1, -#'tenant' - 1)
+end
+
 local function count_stat(tenant_key, now, country, sender_type, metric)
   local hour = now - now % HOUR_MS
-  local key = string.sub(tenant_key, 1, -#'tenant' - 1) .. 'stats:' .. hour
+  local key = tenant_base(tenant_key) .. 'stats:' .. hour
   redis.call('HINCRBY', key, country .. '|' .. sender_type .. '|' .. metric, 1)
   redis.call('PEXPIREAT', key, hour + STATS_KEEP_MS)
+end
+
+-- Limits (core/limits.py decides which apply; see its docstring for why each exists).
+-- A rule is {limit, kind, scope, max, window_ms, per_number}; its counter is the key
+-- `<tenant base>lim:<scope>`, with the verification's number appended when per_number.
+-- Every rule is checked (limits_pass) before any is counted (limits_take), so a refused
+-- request spends nothing, and both run inside the request's own script: no burst of
+-- concurrent requests can exceed a limit.
+local function limit_key(base, rule, number)
+  local key = base .. 'lim:' .. rule[3]
+  if rule[6] then key = key .. number end
+  return key
+end
+
+-- The first rule that refuses one more, as {limit, retry_after_ms}; nil when all pass.
+-- gcra: the key holds the theoretical arrival time; `max` fit at once, then one per
+-- window/max. window: a sorted set of the last window's events (exact). budget: a count
+-- until the absolute time window_ms. streak: consecutive failures, counted by their outcome.
+local function limits_pass(base, rules, now, number)
+  for _, rule in ipairs(rules) do
+    local kind, key, max, window = rule[2], limit_key(base, rule, number), rule[4], rule[5]
+    local wait = 0
+    if kind == 'gcra' then
+      local tat = math.max(tonumber(redis.call('GET', key) or 0), now)
+      local after = tat + math.max(1, math.floor(window / max))
+      if after - now > window then wait = after - window - now end
+    elseif kind == 'window' then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+      if redis.call('ZCARD', key) >= max then
+        local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        wait = tonumber(oldest[2]) + window - now
+      end
+    elseif kind == 'budget' then
+      if tonumber(redis.call('GET', key) or 0) >= max then wait = window - now end
+    elseif kind == 'streak' then
+      if tonumber(redis.call('GET', key) or 0) >= max then wait = redis.call('PTTL', key) end
+    end
+    if wait > 0 then return {rule[1], wait} end
+  end
+  return nil
+end
+
+-- Count one request against every rule; `token` makes its sliding-log entries unique.
+local function limits_take(base, rules, now, number, token)
+  for i, rule in ipairs(rules) do
+    local kind, key, max, window = rule[2], limit_key(base, rule, number), rule[4], rule[5]
+    if kind == 'gcra' then
+      local after = math.max(tonumber(redis.call('GET', key) or 0), now) + math.max(1, math.floor(window / max))
+      redis.call('SET', key, after, 'PX', after - now)
+    elseif kind == 'window' then
+      redis.call('ZADD', key, now, token .. ':' .. i)
+      redis.call('PEXPIRE', key, window)
+    elseif kind == 'budget' then
+      redis.call('INCR', key)
+      redis.call('PEXPIREAT', key, window + HOUR_MS)
+    end
+  end
+end
+
+-- The fraud guard's counters (core/fraud.py): per watched prefix of the destination, the
+-- starts of the conversion window (`fg:s:`), those not approved yet (`fg:u:`, approvals
+-- remove themselves), and an exponentially decaying count of starts (`fg:r:`) whose
+-- value/tau is the prefix's usual rate. Returns, per prefix, what PrefixStats holds.
+-- A block in force is `fg:blk:<prefix>` = '<block id> <mode>', expiring with the block.
+local function fraud_observe(base, id, now, prefixes, velocity, window, grace, tau)
+  local out = {}
+  for _, p in ipairs(prefixes) do
+    local starts, open, rate_key = base .. 'fg:s:' .. p, base .. 'fg:u:' .. p, base .. 'fg:r:' .. p
+    redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - window)
+    redis.call('ZREMRANGEBYSCORE', open, '-inf', now - window)
+    local r = redis.call('HMGET', rate_key, 'rate', 'at')
+    local rate = tonumber(r[1] or 0) * math.exp(-(now - tonumber(r[2] or now)) / tau)
+    redis.call('HSET', rate_key, 'rate', tostring(rate + 1), 'at', now)
+    redis.call('PEXPIRE', rate_key, 7 * tau)
+    redis.call('ZADD', starts, now, id)
+    redis.call('ZADD', open, now, id)
+    redis.call('PEXPIRE', starts, window)
+    redis.call('PEXPIRE', open, window)
+    table.insert(out, p)
+    table.insert(out, redis.call('ZCOUNT', starts, now - velocity, '+inf'))
+    table.insert(out, tostring(rate * velocity / tau))
+    table.insert(out, redis.call('ZCOUNT', starts, '-inf', now - grace))
+    table.insert(out, redis.call('ZCOUNT', open, '-inf', now - grace))
+    table.insert(out, redis.call('EXISTS', base .. 'fg:blk:' .. p))
+  end
+  return out
+end
+
+-- The range block in force over any of `prefixes` that refuses starts, as {'prefix', ms left}.
+local function prefix_block(base, prefixes)
+  for _, p in ipairs(prefixes) do
+    local held = redis.call('GET', base .. 'fg:blk:' .. p)
+    if held and string.sub(held, -6) == ' block' then
+      return {'prefix', redis.call('PTTL', base .. 'fg:blk:' .. p)}
+    end
+  end
+  return nil
+end
+
+-- Blocks in force, listed by the admin API: `<base>blocks` holds block id -> block JSON.
+-- Entries past their end are dropped whenever a block is written.
+local function record_block(base, block, now)
+  local blocks = base .. 'blocks'
+  local all = redis.call('HGETALL', blocks)
+  for i = 1, #all, 2 do
+    if tonumber(cjson.decode(all[i + 1])['expires_at']) <= now then
+      redis.call('HDEL', blocks, all[i])
+    end
+  end
+  redis.call('HSET', blocks, block['id'], cjson.encode(block))
+end
+
+-- A country's daily budget is spent: its circuit breaker opens until the day ends, listed
+-- as a block (limit `country`) that an operator may lift (which refills the budget).
+local function trip_country_breaker(base, id, country, now, day_end)
+  local breaker = base .. 'lim:breaker:' .. country
+  if redis.call('SET', breaker, id, 'PXAT', day_end, 'NX') then
+    record_block(base, {id = id, limit = 'country', value = country, mode = 'block',
+      reason = 'the daily send budget for ' .. country .. ' is spent',
+      created_at = now, expires_at = day_end}, now)
+  end
 end

@@ -8,12 +8,27 @@
 -- KEYS[6] pending index of its phone number
 -- ARGV[1] 'approve' | 'reject'  ARGV[2] now_ms  ARGV[3] how long an ended verification stays readable, ms
 -- ARGV[4] the attempt number check_begin gave this check  ARGV[5] event id
+-- ARGV[6] how long the number's streak of wrong codes is remembered, ms (limit `phone_number`)
+-- A wrong code lengthens the number's streak of failures; a right one ends the streak and
+-- tells the fraud guard that this start converted.
 -- returns {hint, status after the change, check_attempts, max_check_attempts, 1 if this call ended it else 0};
 -- {hint, 'missing'} when gone
 if redis.call('EXISTS', KEYS[1]) == 0 then return {HINT, 'missing'} end
 local now, keep = tonumber(ARGV[2]), tonumber(ARGV[3])
 local v = redis.call('HMGET', KEYS[1], 'status', 'check_attempts', 'max_check_attempts')
 local status, attempts, max = v[1], tonumber(v[2]), tonumber(v[3])
+local base, number = tenant_base(KEYS[2]), redis.call('HGET', KEYS[1], 'phone_number')
+local streak = base .. 'lim:f:' .. number
+if ARGV[1] == 'approve' then
+  redis.call('DEL', streak)
+  local id = redis.call('HGET', KEYS[1], 'id')
+  for _, p in ipairs(cjson.decode(redis.call('HGET', KEYS[1], 'prefixes') or '[]')) do
+    redis.call('ZREM', base .. 'fg:u:' .. p, id)
+  end
+else
+  redis.call('INCR', streak)
+  redis.call('PEXPIRE', streak, tonumber(ARGV[6]))
+end
 local function ended(final)
   local box = outbox(KEYS[2], KEYS[3], KEYS[4], KEYS[5])
   finish(box, KEYS[1], KEYS[6], final, now, keep)

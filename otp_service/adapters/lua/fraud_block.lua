@@ -1,0 +1,27 @@
+-- Block a destination range the fraud guard condemned (core/fraud.py decided), with the
+-- record of it: the block listed for operators, and the `fraud.blocked` event queued, in
+-- one step. A range blocked already is left as it is (concurrent starts may condemn it
+-- together). Each block of a range within a day of the last one is a strike, and lasts
+-- the next of the durations the caller gives (doubling, capped).
+-- KEYS[1..4] tenant record, outbox work, leases, jobs
+-- ARGV[1] prefix  ARGV[2] block id  ARGV[3] mode 'block' | 'monitor'  ARGV[4] reason
+-- ARGV[5] now_ms  ARGV[6] durations by strike, ms (JSON)  ARGV[7] event id
+-- returns {hint, 'blocked', block JSON} | {hint, 'exists'}
+local base, prefix, now = tenant_base(KEYS[1]), ARGV[1], tonumber(ARGV[5])
+local held = base .. 'fg:blk:' .. prefix
+if redis.call('EXISTS', held) == 1 then return {HINT, 'exists'} end
+local strikes_key = base .. 'fg:k:' .. prefix
+local strikes = redis.call('INCR', strikes_key)
+local durations = cjson.decode(ARGV[6])
+local lasts = durations[math.min(strikes, #durations)]
+redis.call('PEXPIRE', strikes_key, lasts + 24 * HOUR_MS)
+local block = {id = ARGV[2], limit = 'prefix', value = prefix, mode = ARGV[3], reason = ARGV[4],
+  created_at = now, expires_at = now + lasts, strikes = strikes}
+redis.call('SET', held, ARGV[2] .. ' ' .. ARGV[3], 'PX', lasts)
+record_block(base, block, now)
+local box = outbox(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+if takes_events(box) then
+  add_job(box, 'ev:' .. ARGV[7], now, cjson.encode({kind = 'event', id = ARGV[7],
+    type = 'fraud.blocked', attempt = 0, first_at = now, block = block}))
+end
+return {HINT, 'blocked', cjson.encode(block)}

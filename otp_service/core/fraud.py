@@ -1,0 +1,186 @@
+"""The fraud guard's detector, which tells whether a destination number range is pumped.
+
+SMS pumping (toll fraud) is bots requesting codes to numbers whose operator pays the attacker
+per message. Its two marks are that the traffic goes to a narrow number range, far faster
+than that range ever receives codes, and that nobody ever types the codes. Real users type
+within seconds to minutes, so a code that is older than ``grace_seconds`` and unused is
+evidence; a young code is not.
+
+The detector looks at every prefix of the destination from the country code plus 2 national
+digits to plus 6: pumpers work an operator's range (say ``+44791``), usually spread over its
+sub-ranges so that no narrow prefix stands out, so the range is seen at whichever length it
+lives. For each prefix the start script (``adapters/lua/_lib.lua``, ``fraud_observe``)
+keeps, in the tenant's slot, the starts of the last ``window_seconds`` and which of them were
+approved, and a slow average of its starts (the range's own baseline). Two rules, either
+of which blocks:
+
+- **Velocity** catches fast attacks before any code could have been typed: more starts in
+  the last ``velocity_seconds`` than the prefix's floor plus ``velocity_factor`` times its
+  baseline. Floors are per prefix length, since a two-digit range of a country legitimately
+  sees far more traffic than a six-digit one. A tenant with no history has a zero baseline
+  and is protected by the floors alone from its first minute; a legitimate surge in a range
+  with history is allowed ``velocity_factor`` times its usual rate.
+- **Conversion** catches slow attacks, which velocity cannot tell from real traffic: among
+  the starts of the last ``window_seconds`` that are older than the grace, at least
+  ``min_unconverted`` unused and at most ``1 - failure_ratio`` of them used. Legitimate
+  ranges convert at 60-90%; pumped ones at zero.
+
+A block lasts ``block_seconds``, doubled for each earlier block of the range in the last day
+(the attack went on), up to ``max_block_seconds``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Final
+
+import msgspec
+from msgspec import Meta
+
+PREFIX_DIGITS: Final = (2, 3, 4, 5, 6)
+"""National digits after the country code in the prefixes watched, shortest first."""
+
+
+class FraudGuardMode(enum.StrEnum):
+    """What the guard does with a block: refuse starts, only record it, or nothing at all."""
+
+    BLOCK = "block"
+    MONITOR = "monitor"
+    OFF = "off"
+
+
+def _default_floors() -> list[int]:
+    return [120, 60, 20, 20, 20]
+
+
+class FraudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The detector's thresholds (the module docstring explains each rule)."""
+
+    velocity_seconds: Annotated[
+        int, Meta(ge=10, le=3600, description="The window the velocity rule counts starts in")
+    ] = 600
+    velocity_floors: Annotated[
+        list[Annotated[int, Meta(ge=1, le=1_000_000)]],
+        Meta(
+            min_length=5,
+            max_length=5,
+            description="Starts per velocity window always allowed to a prefix of 2, 3, 4, 5"
+            " and 6 national digits",
+        ),
+    ] = msgspec.field(default_factory=_default_floors)
+    velocity_factor: Annotated[
+        float, Meta(ge=1, le=1000, description="How far above its baseline a range may surge")
+    ] = 10.0
+    baseline_hours: Annotated[
+        int, Meta(ge=1, le=720, description="Time constant of a range's average rate")
+    ] = 24
+    window_seconds: Annotated[
+        int, Meta(ge=300, le=86_400, description="How far back the conversion rule looks")
+    ] = 3600
+    grace_seconds: Annotated[
+        int, Meta(ge=30, le=3600, description="Age after which an unused code counts as unused")
+    ] = 300
+    min_unconverted: Annotated[
+        int, Meta(ge=1, le=10_000, description="Unused codes before the conversion rule blocks")
+    ] = 10
+    failure_ratio: Annotated[
+        float, Meta(ge=0.5, le=1, description="Share of old codes unused that blocks a range")
+    ] = 0.9
+    block_seconds: Annotated[int, Meta(ge=60, le=86_400, description="First block of a range")] = (
+        900
+    )
+    max_block_seconds: Annotated[
+        int, Meta(ge=60, le=30 * 86_400, description="Longest block, however often repeated")
+    ] = 86_400
+
+
+class PrefixStats(msgspec.Struct, frozen=True, array_like=True):
+    """What the start script counted for one prefix, this start included.
+
+    ``recent``: starts in the velocity window; ``baseline``: the starts a velocity window
+    usually sees (from the slow average, before this start); ``aged``: starts in the
+    conversion window older than the grace; ``unconverted``: those of them not approved;
+    ``blocked``: the prefix has a block in force already (of any mode).
+    """
+
+    prefix: str
+    recent: int
+    baseline: float
+    aged: int
+    unconverted: int
+    blocked: bool
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """Block ``prefix``, because of ``reason`` (words an operator reads)."""
+
+    prefix: str
+    reason: str
+
+
+def prefixes(e164: str, calling_code: int) -> list[str]:
+    """The watched prefixes of a number, shortest first (fewer when the number is short)."""
+    head = len(str(calling_code)) + 1
+    national = len(e164) - head
+    return [e164[: head + digits] for digits in PREFIX_DIGITS if digits < national]
+
+
+def assess(stats: list[PrefixStats], settings: FraudSettings) -> Verdict | None:
+    """The range to block after a start, or ``None``: the widest prefix a rule condemns.
+
+    Blocking the widest condemned prefix stops an attack spread over sub-ranges in one
+    block; prefixes already blocked are skipped (their block is in force).
+    """
+    for index, stat in enumerate(stats):
+        if stat.blocked:
+            continue
+        floor = settings.velocity_floors[min(index, len(settings.velocity_floors) - 1)]
+        allowed = floor + settings.velocity_factor * stat.baseline
+        if stat.recent > allowed:
+            return Verdict(
+                stat.prefix,
+                f"{stat.recent} starts in {settings.velocity_seconds} s, "
+                f"above the {allowed:.0f} allowed for this range",
+            )
+        if (
+            stat.unconverted >= settings.min_unconverted
+            and stat.unconverted >= settings.failure_ratio * stat.aged
+        ):
+            return Verdict(
+                stat.prefix,
+                f"{stat.unconverted} of {stat.aged} codes older than "
+                f"{settings.grace_seconds} s were never used",
+            )
+    return None
+
+
+def block_ms(strikes: int, settings: FraudSettings) -> int:
+    """How long the ``strikes``-th block of a range in a day lasts (1 for the first)."""
+    doubled = settings.block_seconds * 2 ** min(max(strikes - 1, 0), 30)
+    return int(min(doubled, settings.max_block_seconds) * 1000)
+
+
+class Block(msgspec.Struct, frozen=True, kw_only=True):
+    """A block in force, as operators list it.
+
+    ``limit`` is ``prefix`` (a range the guard condemned) or ``country`` (its daily budget is
+    spent). ``strikes`` counts a range's blocks within a day of each other (each lasts twice
+    the one before).
+    """
+
+    id: str
+    limit: str
+    value: str
+    mode: FraudGuardMode
+    reason: str
+    created_at: int
+    expires_at: int
+    strikes: int | None = None
+
+
+def block_durations_ms(settings: FraudSettings) -> list[int]:
+    """How long a range's first, second, ... block lasts, up to the first capped one."""
+    durations = [block_ms(1, settings)]
+    while durations[-1] < settings.max_block_seconds * 1000:
+        durations.append(block_ms(len(durations) + 1, settings))
+    return durations
