@@ -641,6 +641,10 @@ async def make_tenant(admin: httpx.AsyncClient, events_url: str, **settings: Any
             "max_check_attempts": MAX_ATTEMPTS,
             "max_sends": MAX_SENDS,
             "events_webhook_url": events_url,
+            # Abuse protection stays on, sized as a tenant of this volume would size it:
+            # every flow goes to one GB range, far faster than the defaults expect of one.
+            "limits": {"tenant": {"max": 100_000, "interval_seconds": 60}},
+            "fraud": {"velocity_floors": [1_000_000] * 5},
         }
         | settings,
     }

@@ -206,6 +206,7 @@ async def credentials(
         {
             "tenant_id": tenant.id,
             "key_id": spare.json()["id"],
+            "block_id": "blk_unknown",
             "verification_id": started.json()["id"],
             "phone_number": number,
             "code": "000000",

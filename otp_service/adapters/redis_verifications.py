@@ -453,10 +453,13 @@ class VerificationStore:
         approve: bool,
         now_ms: int,
         event_id: str,
+        conversion_window_ms: int,
     ) -> CheckFinished | None:
         """Record the outcome of a compared code; ``None`` when the verification is gone.
 
-        The check that ends the verification queues its event (``event_id``).
+        The check that ends the verification queues its event (``event_id``). A right code
+        tells the fraud guard the start converted (kept ``conversion_window_ms``); the
+        number's streak of wrong codes grows or ends.
         """
         reply = await self._changed(
             self._check_finish,
@@ -470,6 +473,7 @@ class VerificationStore:
                 attempt,
                 event_id,
                 DAY_MS,
+                conversion_window_ms,
             ],
         )
         match reply:

@@ -159,12 +159,12 @@ class Verifications:
             raise RecipientOptedOut("the recipient has opted out of messages from this sender")
 
         now = self._clock.now_ms()
-        guard = self._guard_for(tenant, request, number, chain[0].type.value, now)
         for _ in range(_START_TRIES):
             seen = await self._store.pending_snapshot(tenant.id, number.e164, now)
             draft = self._draft(tenant, request, number, now, seen)
             code = codes.generate_code(self._rng, draft.code_length)
             code_hash = await self._hashing.hash(draft.id, code)
+            event_id = new_id("evt", self._rng)
             result = await self._store.start(
                 tenant_id=tenant.id,
                 e164=number.e164,
@@ -173,8 +173,15 @@ class Verifications:
                 code_hash=code_hash,
                 resend_cooldown_ms=settings.resend_cooldown_seconds * 1000,
                 first_send_ms=self._first_send_ms,
-                event_id=new_id("evt", self._rng),
-                guard=guard,
+                event_id=event_id,
+                guard=self._guard_for(
+                    tenant,
+                    request,
+                    number,
+                    first_sender=chain[0].type.value,
+                    event_id=event_id,
+                    now=now,
+                ),
             )
             if isinstance(result, Limited):
                 raise self._refused(result)
@@ -200,10 +207,16 @@ class Verifications:
         tenant: Tenant,
         request: StartRequest,
         number: phone.PhoneNumber,
+        *,
         first_sender: str,
+        event_id: str,
         now: int,
     ) -> Guard:
-        """What the start's script enforces and counts besides the verification."""
+        """What the start's script enforces and counts besides the verification.
+
+        The start's event id is random and unique, so it doubles as the start's token and,
+        renamed, as the id of the circuit-breaker block the start may trip.
+        """
         settings = tenant.settings
         watched = settings.fraud_guard is not FraudGuardMode.OFF
         fraud_settings = settings.fraud
@@ -215,7 +228,7 @@ class Verifications:
                 rate_limit_keys=request.rate_limit_keys,
                 now_ms=now,
             ),
-            token=new_id("tok", self._rng),
+            token=event_id,
             asker=limits.asker(request.rate_limit_keys),
             mode=settings.fraud_guard.value,
             prefixes=fraud.prefixes(number.e164, number.calling_code) if watched else [],
@@ -227,7 +240,7 @@ class Verifications:
             ),
             country=number.country,
             sender_type=first_sender,
-            breaker_id=new_id("blk", self._rng),
+            breaker_id="blk_" + event_id.removeprefix("evt_"),
         )
 
     def _refused(self, limited: Limited) -> RateLimited:
@@ -340,6 +353,7 @@ class Verifications:
                 approve=False,
                 now_ms=self._clock.now_ms(),
                 event_id=new_id("evt", self._rng),
+                conversion_window_ms=tenant.settings.fraud.window_seconds * 1000,
             )
             self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
             raise self._not_pending(
@@ -360,6 +374,7 @@ class Verifications:
             approve=valid,
             now_ms=self._clock.now_ms(),
             event_id=new_id("evt", self._rng),
+            conversion_window_ms=tenant.settings.fraud.window_seconds * 1000,
         )
         if finished is None:
             raise NotFound("no such verification", "verification_not_found")

@@ -134,22 +134,24 @@ local function limit_key(base, rule, number)
   return key
 end
 
--- The first rule that refuses one more, as {limit, retry_after_ms}; nil when all pass.
+-- The first rule that refuses one more, as {limit, retry_after_ms}, and what was read of
+-- each rule's counter (limits_take reuses it); nil when all pass.
 -- gcra: the key holds the theoretical arrival time; `max` fit at once, then one per
 -- window/max. window: a sorted set of the last window's events (exact). budget: a count
 -- until the absolute time window_ms. streak: consecutive failures, counted by their outcome.
 local function limits_pass(base, rules, now, number)
-  for _, rule in ipairs(rules) do
+  local seen = {}
+  for i, rule in ipairs(rules) do
     local kind, key, max, window = rule[2], limit_key(base, rule, number), rule[4], rule[5]
     local wait = 0
     if kind == 'gcra' then
-      local tat = math.max(tonumber(redis.call('GET', key) or 0), now)
-      local after = tat + math.max(1, math.floor(window / max))
+      seen[i] = math.max(tonumber(redis.call('GET', key) or 0), now)
+      local after = seen[i] + math.max(1, math.floor(window / max))
       if after - now > window then wait = after - window - now end
     elseif kind == 'window' then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-      if redis.call('ZCARD', key) >= max then
-        local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      if redis.call('ZCOUNT', key, '(' .. (now - window), '+inf') >= max then
+        local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. (now - window), '+inf',
+          'WITHSCORES', 'LIMIT', 0, 1)
         wait = tonumber(oldest[2]) + window - now
       end
     elseif kind == 'budget' then
@@ -157,66 +159,84 @@ local function limits_pass(base, rules, now, number)
     elseif kind == 'streak' then
       if tonumber(redis.call('GET', key) or 0) >= max then wait = redis.call('PTTL', key) end
     end
-    if wait > 0 then return {rule[1], wait} end
+    if wait > 0 then return {rule[1], wait}, seen end
   end
-  return nil
+  return nil, seen
 end
 
--- Count one request against every rule; `token` makes its sliding-log entries unique.
-local function limits_take(base, rules, now, number, token)
+-- Count one request against every rule, given what limits_pass read; `token` makes its
+-- sliding-log entries unique. Entries that left a window are trimmed now and then (about
+-- one request in ten, by its timestamp): the counts only look inside the window anyway.
+local function limits_take(base, rules, now, number, token, seen)
   for i, rule in ipairs(rules) do
     local kind, key, max, window = rule[2], limit_key(base, rule, number), rule[4], rule[5]
     if kind == 'gcra' then
-      local after = math.max(tonumber(redis.call('GET', key) or 0), now) + math.max(1, math.floor(window / max))
+      local after = seen[i] + math.max(1, math.floor(window / max))
       redis.call('SET', key, after, 'PX', after - now)
     elseif kind == 'window' then
+      if now % 10 == 0 then redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window) end
       redis.call('ZADD', key, now, token .. ':' .. i)
       redis.call('PEXPIRE', key, window)
     elseif kind == 'budget' then
-      redis.call('INCR', key)
-      redis.call('PEXPIREAT', key, window + HOUR_MS)
+      if redis.call('INCR', key) == 1 then redis.call('PEXPIREAT', key, window + HOUR_MS) end
     end
   end
 end
 
 -- The fraud guard's counters (core/fraud.py): per watched prefix of the destination, the
--- starts of the conversion window (`fg:s:`), those not approved yet (`fg:u:`, approvals
--- remove themselves), and an exponentially decaying count of starts (`fg:r:`) whose
--- value/tau is the prefix's usual rate. Returns, per prefix, what PrefixStats holds.
--- A block in force is `fg:blk:<prefix>` = '<block id> <mode>', expiring with the block.
-local function fraud_observe(base, id, now, prefixes, velocity, window, grace, tau)
+-- starts of the conversion window (`fg:s:`, scored by start time), those approved
+-- (`fg:a:`, scored by their start time too: check_finish adds them), and an exponentially
+-- decaying count of starts (`fg:r:`, 'value at') whose value/tau is the prefix's usual
+-- rate. Returns, per prefix, what PrefixStats holds; `held` flags the prefixes with a
+-- block in force (prefix_block read them). The counts only look inside the window, so
+-- entries older than it are trimmed now and then (about one start in ten, by its
+-- timestamp) rather than by every start.
+local function fraud_observe(base, id, now, prefixes, held, velocity, window, grace, tau)
   local out = {}
-  for _, p in ipairs(prefixes) do
-    local starts, open, rate_key = base .. 'fg:s:' .. p, base .. 'fg:u:' .. p, base .. 'fg:r:' .. p
-    redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - window)
-    redis.call('ZREMRANGEBYSCORE', open, '-inf', now - window)
-    local r = redis.call('HMGET', rate_key, 'rate', 'at')
-    local rate = tonumber(r[1] or 0) * math.exp(-(now - tonumber(r[2] or now)) / tau)
-    redis.call('HSET', rate_key, 'rate', tostring(rate + 1), 'at', now)
-    redis.call('PEXPIRE', rate_key, 7 * tau)
+  local trim = now % 10 == 0
+  for i, p in ipairs(prefixes) do
+    local starts, approved, rate_key = base .. 'fg:s:' .. p, base .. 'fg:a:' .. p, base .. 'fg:r:' .. p
+    if trim then
+      redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - window)
+      redis.call('ZREMRANGEBYSCORE', approved, '-inf', now - window)
+    end
+    local rate, at = 0, now
+    local kept = redis.call('GET', rate_key)
+    if kept then
+      local space = string.find(kept, ' ')
+      rate = tonumber(string.sub(kept, 1, space - 1))
+      at = tonumber(string.sub(kept, space + 1))
+    end
+    rate = rate * math.exp(-(now - at) / tau)
+    redis.call('SET', rate_key, tostring(rate + 1) .. ' ' .. now, 'PX', 7 * tau)
     redis.call('ZADD', starts, now, id)
-    redis.call('ZADD', open, now, id)
     redis.call('PEXPIRE', starts, window)
-    redis.call('PEXPIRE', open, window)
+    local aged = redis.call('ZCOUNT', starts, now - window, now - grace)
     table.insert(out, p)
     table.insert(out, redis.call('ZCOUNT', starts, now - velocity, '+inf'))
     table.insert(out, tostring(rate * velocity / tau))
-    table.insert(out, redis.call('ZCOUNT', starts, '-inf', now - grace))
-    table.insert(out, redis.call('ZCOUNT', open, '-inf', now - grace))
-    table.insert(out, redis.call('EXISTS', base .. 'fg:blk:' .. p))
+    table.insert(out, aged)
+    table.insert(out, aged - redis.call('ZCOUNT', approved, now - window, now - grace))
+    table.insert(out, held[i] and 1 or 0)
   end
   return out
 end
 
--- The range block in force over any of `prefixes` that refuses starts, as {'prefix', ms left}.
-local function prefix_block(base, prefixes)
-  for _, p in ipairs(prefixes) do
-    local held = redis.call('GET', base .. 'fg:blk:' .. p)
-    if held and string.sub(held, -6) == ' block' then
-      return {'prefix', redis.call('PTTL', base .. 'fg:blk:' .. p)}
+-- Which of `prefixes` have a block in force (a list of booleans), and the first that
+-- refuses starts as {'prefix', ms left} when `refusing` (the tenant's mode is `block`).
+local function prefix_block(base, prefixes, refusing)
+  local held, refusal = {}, nil
+  if #prefixes == 0 then return held, refusal end
+  local names = {}
+  for i, p in ipairs(prefixes) do names[i] = base .. 'fg:blk:' .. p end
+  local blocks = redis.call('MGET', unpack(names))
+  for i, block in ipairs(blocks) do
+    held[i] = block ~= false
+    if block and refusing and not refusal and string.sub(block, -6) == ' block' then
+      refusal = {'prefix', redis.call('PTTL', names[i])}
     end
   end
-  return nil
+  return held, refusal
 end
 
 -- Blocks in force, listed by the admin API: `<base>blocks` holds block id -> block JSON.

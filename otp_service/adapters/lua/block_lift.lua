@@ -16,7 +16,7 @@ if block['limit'] == 'prefix' then
   if string.sub(redis.call('GET', held) or '', 1, #ARGV[1]) == ARGV[1] then
     redis.call('DEL', held)
   end
-  for _, kind in ipairs({'s', 'u', 'k'}) do
+  for _, kind in ipairs({'s', 'a', 'k'}) do
     redis.call('DEL', base .. 'fg:' .. kind .. ':' .. block['value'])
   end
 else

@@ -26,12 +26,12 @@ if status == 'pending' and now >= expires then return {'ended', 'expired'} end
 if status ~= 'pending' then return {'ended', status} end
 if tonumber(ARGV[2]) ~= tonumber(v[6]) then return {'malformed', tonumber(v[6])} end
 local base, rules = tenant_base(KEYS[2]), cjson.decode(ARGV[4])
-local limited = limits_pass(base, rules, now, v[7])
+local limited, seen = limits_pass(base, rules, now, v[7])
 if limited then return {'limited', limited[1], limited[2]} end
 if attempts >= max then
   local died = now - tonumber(v[8] or 0) > tonumber(ARGV[3]) and 1 or 0
   return {'exhausted', attempts, max, v[7], died}
 end
-limits_take(base, rules, now, v[7], ARGV[5])
+limits_take(base, rules, now, v[7], ARGV[5], seen)
 redis.call('HSET', KEYS[1], 'check_attempts', attempts + 1, 'last_check_at', now)
 return {'ok', attempts + 1, max, v[5], v[7]}

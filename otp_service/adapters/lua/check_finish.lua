@@ -9,6 +9,7 @@
 -- ARGV[1] 'approve' | 'reject'  ARGV[2] now_ms  ARGV[3] how long an ended verification stays readable, ms
 -- ARGV[4] the attempt number check_begin gave this check  ARGV[5] event id
 -- ARGV[6] how long the number's streak of wrong codes is remembered, ms (limit `phone_number`)
+-- ARGV[7] the fraud guard's conversion window, ms
 -- A wrong code lengthens the number's streak of failures; a right one ends the streak and
 -- tells the fraud guard that this start converted.
 -- returns {hint, status after the change, check_attempts, max_check_attempts, 1 if this call ended it else 0};
@@ -21,9 +22,10 @@ local base, number = tenant_base(KEYS[2]), redis.call('HGET', KEYS[1], 'phone_nu
 local streak = base .. 'lim:f:' .. number
 if ARGV[1] == 'approve' then
   redis.call('DEL', streak)
-  local id = redis.call('HGET', KEYS[1], 'id')
-  for _, p in ipairs(cjson.decode(redis.call('HGET', KEYS[1], 'prefixes') or '[]')) do
-    redis.call('ZREM', base .. 'fg:u:' .. p, id)
+  local f = redis.call('HMGET', KEYS[1], 'id', 'created_at', 'prefixes')
+  for _, p in ipairs(cjson.decode(f[3] or '[]')) do
+    redis.call('ZADD', base .. 'fg:a:' .. p, f[2], f[1])
+    redis.call('PEXPIRE', base .. 'fg:a:' .. p, tonumber(ARGV[7]))
   end
 else
   redis.call('INCR', streak)

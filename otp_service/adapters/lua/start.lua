@@ -37,12 +37,14 @@ local function refused(limit, wait)
   return {HINT, 'limited', limit, wait}
 end
 
+local held = {}
 local function guarded()
-  local blocked = ARGV[15] == 'block' and prefix_block(base, prefixes)
+  local blocked
+  held, blocked = prefix_block(base, prefixes, ARGV[15] == 'block')
   if blocked then return refused(blocked[1], blocked[2]) end
-  local limited = limits_pass(base, rules, now, '')
+  local limited, seen = limits_pass(base, rules, now, '')
   if limited then return refused(limited[1], limited[2]) end
-  limits_take(base, rules, now, '', ARGV[13])
+  limits_take(base, rules, now, '', ARGV[13], seen)
   return nil
 end
 
@@ -90,5 +92,5 @@ add_job(box, 'exp:' .. id, expires, cjson.encode({kind = 'expiry', verification_
 emit(box, KEYS[3], ARGV[10], 'verification.created', now)
 count_stat(KEYS[4], now, country, sender_type, 'started')
 local windows = cjson.decode(ARGV[17])
-local stats = fraud_observe(base, id, now, prefixes, unpack(windows))
+local stats = fraud_observe(base, id, now, prefixes, held, unpack(windows))
 return {HINT, 'created', id, unpack(stats)}
