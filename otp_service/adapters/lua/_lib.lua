@@ -222,17 +222,18 @@ local function fraud_observe(base, id, now, prefixes, held, velocity, window, gr
   return out
 end
 
--- Which of `prefixes` have a block in force (a list of booleans), and the first that
--- refuses starts as {'prefix', ms left} when `refusing` (the tenant's mode is `block`).
-local function prefix_block(base, prefixes, refusing)
+-- Which of `prefixes` have a block in force in the tenant's current `mode` (a list of
+-- booleans: a range blocked in `monitor` mode is judged again once the mode is `block`),
+-- and the first that refuses starts, as {'prefix', ms left}, when the mode is `block`.
+local function prefix_block(base, prefixes, mode)
   local held, refusal = {}, nil
   if #prefixes == 0 then return held, refusal end
   local names = {}
   for i, p in ipairs(prefixes) do names[i] = base .. 'fg:blk:' .. p end
   local blocks = redis.call('MGET', unpack(names))
   for i, block in ipairs(blocks) do
-    held[i] = block ~= false
-    if block and refusing and not refusal and string.sub(block, -6) == ' block' then
+    held[i] = block and string.sub(block, -#mode - 1) == ' ' .. mode or false
+    if held[i] and mode == 'block' and not refusal then
       refusal = {'prefix', redis.call('PTTL', names[i])}
     end
   end

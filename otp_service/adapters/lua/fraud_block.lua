@@ -1,7 +1,8 @@
 -- Block a destination range the fraud guard condemned (core/fraud.py decided), with the
 -- record of it: the block listed for operators, and the `fraud.blocked` event queued, in
--- one step. A range blocked already is left as it is (concurrent starts may condemn it
--- together). Each block of a range within a day of the last one is a strike, and lasts
+-- one step. A range blocked already in this mode is left as it is (concurrent starts may
+-- condemn it together); a `monitor` block of a range condemned again in `block` mode is
+-- replaced. Each block of a range within a day of the last one is a strike, and lasts
 -- the next of the durations the caller gives (doubling, capped).
 -- KEYS[1..4] tenant record, outbox work, leases, jobs
 -- ARGV[1] prefix  ARGV[2] block id  ARGV[3] mode 'block' | 'monitor'  ARGV[4] reason
@@ -9,7 +10,12 @@
 -- returns {hint, 'blocked', block JSON} | {hint, 'exists'}
 local base, prefix, now = tenant_base(KEYS[1]), ARGV[1], tonumber(ARGV[5])
 local held = base .. 'fg:blk:' .. prefix
-if redis.call('EXISTS', held) == 1 then return {HINT, 'exists'} end
+local before = redis.call('GET', held)
+if before then
+  local space = string.find(before, ' ')
+  if string.sub(before, space + 1) == ARGV[3] then return {HINT, 'exists'} end
+  redis.call('HDEL', base .. 'blocks', string.sub(before, 1, space - 1))
+end
 local strikes_key = base .. 'fg:k:' .. prefix
 local strikes = redis.call('INCR', strikes_key)
 local durations = cjson.decode(ARGV[6])
