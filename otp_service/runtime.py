@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from otp_service.adapters.event_poster import EventPoster
 from otp_service.adapters.redis_client import open_redis
 from otp_service.adapters.redis_optouts import OptOutStore
+from otp_service.adapters.redis_stats import StatsStore
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.redis_work import WorkQueue
@@ -38,6 +39,7 @@ from otp_service.usecases.expiries import Expiries
 from otp_service.usecases.fallback import Fallbacks
 from otp_service.usecases.idempotency import Idempotency
 from otp_service.usecases.receipts import TelnyxWebhooks
+from otp_service.usecases.stats import Stats
 from otp_service.usecases.tenants import Tenants
 from otp_service.usecases.verifications import Verifications
 from otp_service.usecases.worker import Worker
@@ -67,6 +69,7 @@ class Services:
     tenants: Tenants
     webhooks: TelnyxWebhooks
     idempotency: Idempotency
+    stats: Stats
     metrics: Metrics
     admin_token: bytes
     event_signing_key: SigningKey
@@ -113,6 +116,7 @@ class UseCases:
     idempotency: Idempotency
     expiries: Expiries
     fallbacks: Fallbacks
+    stats: Stats
 
 
 def use_cases_over(
@@ -173,6 +177,7 @@ def use_cases_over(
             clock=clock,
             rng=rng,
         ),
+        stats=Stats(store=StatsStore(redis), clock=clock),
     )
 
 
@@ -243,6 +248,7 @@ async def open_services(
             tenants=tenants_over(redis, settings, clock=clock, rng=rng),
             webhooks=cases.webhooks,
             idempotency=cases.idempotency,
+            stats=cases.stats,
             metrics=metrics,
             admin_token=settings.admin_token.reveal().encode(),
             event_signing_key=signing_key,

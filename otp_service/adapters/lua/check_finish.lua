@@ -21,6 +21,12 @@ local function ended(final)
   return {HINT, final, attempts, max, 1}
 end
 if status ~= 'pending' then return {HINT, status, attempts, max, 0} end
-if ARGV[1] == 'approve' then return ended('approved') end
+if ARGV[1] == 'approve' then
+  -- Counted against the sender of the latest message (record_send.lua keeps its type);
+  -- 'unknown' when none is recorded yet (a check that overtook its first send's record).
+  local country, sender_type = unpack(redis.call('HMGET', KEYS[1], 'country', 'sender_type'))
+  count_stat(KEYS[2], now, country, sender_type or 'unknown', 'approved')
+  return ended('approved')
+end
 if tonumber(ARGV[4]) >= max then return ended('max_attempts_reached') end
 return {HINT, status, attempts, max, 0}
