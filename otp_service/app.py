@@ -21,6 +21,7 @@ from otp_service.api.dependencies import provide_services
 from otp_service.api.methods import complete_allow
 from otp_service.api.openapi import openapi_config, refine
 from otp_service.api.operations import live, metrics, ready, telnyx_webhook
+from otp_service.api.stats import stats
 from otp_service.api.verifications import (
     OptOutController,
     VerificationController,
@@ -56,6 +57,7 @@ def create_app(
             VerificationController,
             OptOutController,
             webhook_public_key,
+            stats,
             AdminController,
             telnyx_webhook,
             live,

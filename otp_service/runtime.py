@@ -23,6 +23,7 @@ from otp_service.adapters.event_poster import EventPoster
 from otp_service.adapters.redis_blocks import BlockStore
 from otp_service.adapters.redis_client import open_redis
 from otp_service.adapters.redis_optouts import OptOutStore
+from otp_service.adapters.redis_stats import StatsStore
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.redis_work import WorkQueue
@@ -40,6 +41,7 @@ from otp_service.usecases.fallback import Fallbacks
 from otp_service.usecases.fraud import FraudGuard
 from otp_service.usecases.idempotency import Idempotency
 from otp_service.usecases.receipts import TelnyxWebhooks
+from otp_service.usecases.stats import Stats
 from otp_service.usecases.tenants import Tenants
 from otp_service.usecases.verifications import Verifications
 from otp_service.usecases.worker import Worker
@@ -70,6 +72,7 @@ class Services:
     webhooks: TelnyxWebhooks
     idempotency: Idempotency
     fraud: FraudGuard
+    stats: Stats
     metrics: Metrics
     admin_token: bytes
     event_signing_key: SigningKey
@@ -117,6 +120,7 @@ class UseCases:
     expiries: Expiries
     fallbacks: Fallbacks
     fraud: FraudGuard
+    stats: Stats
 
 
 def use_cases_over(
@@ -180,6 +184,7 @@ def use_cases_over(
             rng=rng,
         ),
         fraud=guard,
+        stats=Stats(store=StatsStore(redis), clock=clock),
     )
 
 
@@ -251,6 +256,7 @@ async def open_services(
             webhooks=cases.webhooks,
             idempotency=cases.idempotency,
             fraud=cases.fraud,
+            stats=cases.stats,
             metrics=metrics,
             admin_token=settings.admin_token.reveal().encode(),
             event_signing_key=signing_key,

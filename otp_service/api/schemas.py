@@ -127,6 +127,55 @@ class PublicKeyOut(msgspec.Struct, kw_only=True):
     public_key: str
 
 
+class StatsRowOut(msgspec.Struct, kw_only=True):
+    """The counts of one destination country and sender type over the report's hours."""
+
+    country: Annotated[str, Meta(description="Destination country, ISO 3166 alpha-2")]
+    sender_type: Annotated[
+        str,
+        Meta(
+            description="A sender type of the tenant's chains (`unknown`: an approval whose "
+            "check overtook the record of its first send)"
+        ),
+    ]
+    started: Annotated[
+        int, Meta(description="Starts, counted against the first sender of the chain")
+    ]
+    sent: Annotated[int, Meta(description="Messages Telnyx took")]
+    delivered: Annotated[int, Meta(description="Messages a receipt reported delivered")]
+    approved: Annotated[
+        int, Meta(description="Verifications approved, by the sender of their latest message")
+    ]
+    conversion_rate: Annotated[
+        float | None,
+        Meta(
+            description="`approved / started`, rounded to 4 places; null when nothing "
+            "started. Each event counts in its own hour, so over a short window a code "
+            "started before `from` can make it exceed 1."
+        ),
+    ]
+    failed_sends: Annotated[
+        int,
+        Meta(
+            description="Messages that ended undelivered: refused by Telnyx, a send call "
+            "that failed, or reported sending_failed, delivery_failed or expired"
+        ),
+    ]
+    blocked: Annotated[int, Meta(description="Starts the fraud guard refused")]
+
+
+class StatsOut(msgspec.Struct, kw_only=True):
+    """Conversion counts over a window, one row per country and sender type that had any.
+
+    The counters are hourly: the rows sum the hours whose start lies in `[from, to)`.
+    Rows are ordered by `country`, then `sender_type`; counters are kept 40 days.
+    """
+
+    from_: str = msgspec.field(name="from")
+    to: str
+    rows: list[StatsRowOut]
+
+
 class CreateTenantBody(_Request):
     """Create a tenant; settings left out take their defaults."""
 

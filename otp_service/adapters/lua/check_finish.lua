@@ -38,6 +38,12 @@ local function ended(final)
   return {HINT, final, attempts, max, 1}
 end
 if status ~= 'pending' then return {HINT, status, attempts, max, 0} end
-if ARGV[1] == 'approve' then return ended('approved') end
+if ARGV[1] == 'approve' then
+  -- Counted like the start (start.lua keeps its route: the first sender of the chain), so
+  -- that approved / started is the conversion of a route.
+  local country, sender_type = unpack(redis.call('HMGET', KEYS[1], 'country', 'sender_type'))
+  count_stat(KEYS[2], now, country, sender_type, 'approved')
+  return ended('approved')
+end
 if tonumber(ARGV[4]) >= max then return ended('max_attempts_reached') end
 return {HINT, status, attempts, max, 0}

@@ -3,7 +3,10 @@
 -- (`message.status`, as message_status.lua would have), a reported failure queues the
 -- fallback, a silence timer is set when the tenant has a delivery timeout, and when the
 -- attempt ends the verification (every sender refused) it is failed and its
--- `verification.failed` queued.
+-- `verification.failed` queued. The attempt is counted in the tenant's stats (count_stat):
+-- `sent` when Telnyx took it, and `delivered` or `failed_sends` when it is already final
+-- (refused at once, or settled by receipts that came first: message_status.lua only counts
+-- the receipts it applies itself), under the sender that sent it.
 -- KEYS[1] verification  KEYS[2..5] tenant record, outbox work, leases, jobs
 -- KEYS[6] pending index of its phone number
 -- ARGV[1] message as JSON  ARGV[2] '1' to fail the verification  ARGV[3] now_ms
@@ -15,7 +18,8 @@
 -- ({hint, 'missing'} if gone)
 if redis.call('EXISTS', KEYS[1]) == 0 then return {HINT, 'missing'} end
 local now = tonumber(ARGV[3])
-local v = redis.call('HMGET', KEYS[1], 'messages', 'status', 'id', 'early', 'expires_at')
+local v = redis.call('HMGET', KEYS[1], 'messages', 'status', 'id', 'early', 'expires_at',
+  'country')
 local messages = cjson.decode(v[1])
 local message = cjson.decode(ARGV[1])
 local box = outbox(KEYS[2], KEYS[3], KEYS[4], KEYS[5])
@@ -38,7 +42,14 @@ if message['id'] ~= cjson.null then
   end
 end
 table.insert(messages, message)
+local sender_type = message['sender_type']
 redis.call('HSET', KEYS[1], 'messages', cjson.encode(messages))
+if message['id'] ~= cjson.null then count_stat(KEYS[2], now, v[6], sender_type, 'sent') end
+if message['status'] == 'delivered' then
+  count_stat(KEYS[2], now, v[6], sender_type, 'delivered')
+elseif UNDELIVERED[message['status']] then
+  count_stat(KEYS[2], now, v[6], sender_type, 'failed_sends')
+end
 if ARGV[2] == '1' and v[2] == 'pending' then
   finish(box, KEYS[1], KEYS[6], 'failed', now, tonumber(ARGV[4]))
   emit(box, KEYS[1], ARGV[5], 'verification.failed', now)

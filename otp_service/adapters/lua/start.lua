@@ -18,6 +18,7 @@
 -- (JSON, empty when the guard is off)  ARGV[17] fraud windows [velocity, conversion, grace,
 -- tau] ms (JSON)  ARGV[18] destination country  ARGV[19] first sender type of its chain
 -- ARGV[20] id for the country's circuit-breaker block, should this start trip it
+-- A new verification keeps its route (`sender_type`, the chain's first) for the stats.
 -- returns {hint, 'created', id, prefix stats...} | {hint, 'resent', id}
 --       | {hint, 'limited', limit, retry_after_ms} | {hint, 'retry'}
 local mode, seen, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -83,7 +84,8 @@ end
 redis.call('HSET', KEYS[3], unpack(args))
 redis.call('HSET', KEYS[3], 'id', id, 'status', 'pending', 'created_at', now, 'expires_at', expires,
   'send_count', 1, 'next_send_at', now + tonumber(ARGV[5]), 'check_attempts', 0,
-  'messages', '[]', 'hashes', cjson.encode({ARGV[4]}), 'asker', asker, 'prefixes', ARGV[16])
+  'messages', '[]', 'hashes', cjson.encode({ARGV[4]}), 'asker', asker, 'prefixes', ARGV[16],
+  'sender_type', sender_type)
 redis.call('PEXPIREAT', KEYS[3], expires + keep)
 redis.call('SET', KEYS[1], id, 'PXAT', expires)
 local box = outbox(KEYS[4], KEYS[5], KEYS[6], KEYS[7])
