@@ -134,8 +134,8 @@ class StatsRowOut(msgspec.Struct, kw_only=True):
     sender_type: Annotated[
         str,
         Meta(
-            description="A sender type of the tenant's chains (`unknown`: an approval whose "
-            "check overtook the record of its first send)"
+            description="A sender type of the tenant's chains: the route (first sender) for "
+            "`started`, `approved` and `blocked`, the sender that sent for the others"
         ),
     ]
     started: Annotated[
@@ -144,7 +144,7 @@ class StatsRowOut(msgspec.Struct, kw_only=True):
     sent: Annotated[int, Meta(description="Messages Telnyx took")]
     delivered: Annotated[int, Meta(description="Messages a receipt reported delivered")]
     approved: Annotated[
-        int, Meta(description="Verifications approved, by the sender of their latest message")
+        int, Meta(description="Verifications approved, counted against the first sender")
     ]
     conversion_rate: Annotated[
         float | None,

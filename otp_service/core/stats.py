@@ -10,13 +10,13 @@ rate can therefore exceed 1; over a day it is what operators expect.
 
 Each counter field is ``<country>|<sender_type>|<metric>``:
 
-- ``started``, ``blocked``: starts, and starts the fraud guard refused, counted against the
-  first sender of the destination's chain;
+- ``started``, ``approved``, ``blocked``: starts, those approved, and starts that abuse
+  protection refused, counted under the route a start takes (the first sender of the
+  destination's chain), so that ``approved / started`` is a route's conversion;
 - ``sent``: messages Telnyx took; ``delivered``: messages whose receipt says delivered;
   ``failed_sends``: messages that ended undelivered (refused, or their send call failed, or
-  a receipt said sending failed, delivery failed or expired);
-- ``approved``: verifications approved, counted against the sender of their latest message
-  (``unknown`` when a check overtook the record of the first send).
+  a receipt said sending failed, delivery failed or expired); these under the sender that
+  sent (fallbacks included).
 """
 
 from __future__ import annotations
