@@ -27,6 +27,17 @@ of which blocks:
 
 A block lasts ``block_seconds``, doubled for each earlier block of the range in the last day
 (the attack went on), up to ``max_block_seconds``.
+
+The defaults are what ``bench/pumping.py`` (a day of legitimate traffic and attacks through
+the real detector) needs to stop every attack within 30 SMS and refuse no legitimate user.
+The floors rise with the prefix's width (24, 22, 20 starts for 4, 5, 6 national digits), so
+that an attack on a narrow range is blocked at its own prefix, not at the live range around
+it, while one spread over a 4-digit range is still stopped within 30 SMS, and a new
+tenant's launch stays below them. After a first block, an attack's unused codes outnumber
+everything else in each wider prefix, and the widest condemned prefix is blocked; so the
+conversion rule looks back 6 h and condemns only a prefix none of whose aged codes was used
+(``failure_ratio`` 1): a quiet range where a few real users typed their codes is not
+blocked for its pumped sub-range.
 """
 
 from __future__ import annotations
@@ -50,7 +61,7 @@ class FraudGuardMode(enum.StrEnum):
 
 
 def _default_floors() -> list[int]:
-    return [120, 60, 20, 20, 20]
+    return [120, 60, 24, 22, 20]
 
 
 class FraudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -76,7 +87,7 @@ class FraudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     ] = 24
     window_seconds: Annotated[
         int, Meta(ge=300, le=86_400, description="How far back the conversion rule looks")
-    ] = 3600
+    ] = 21_600
     grace_seconds: Annotated[
         int, Meta(ge=30, le=3600, description="Age after which an unused code counts as unused")
     ] = 300
@@ -85,7 +96,7 @@ class FraudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     ] = 10
     failure_ratio: Annotated[
         float, Meta(ge=0.5, le=1, description="Share of old codes unused that blocks a range")
-    ] = 0.9
+    ] = 1.0
     block_seconds: Annotated[int, Meta(ge=60, le=86_400, description="First block of a range")] = (
         900
     )
