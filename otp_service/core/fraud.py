@@ -136,32 +136,57 @@ def prefixes(e164: str, calling_code: int) -> list[str]:
     return [e164[: head + digits] for digits in PREFIX_DIGITS if digits < national]
 
 
-def assess(stats: list[PrefixStats], settings: FraudSettings) -> Verdict | None:
-    """The range to block after a start, or ``None``: the widest prefix a rule condemns.
+def _condemned(
+    index: int, stat: PrefixStats, settings: FraudSettings
+) -> tuple[Verdict, tuple[str, int, int]] | None:
+    """The verdict of the rule that condemns a prefix, with the evidence it rests on."""
+    floor = settings.velocity_floors[min(index, len(settings.velocity_floors) - 1)]
+    allowed = floor + settings.velocity_factor * stat.baseline
+    if stat.recent > allowed:
+        reason = (
+            f"{stat.recent} starts in {settings.velocity_seconds} s, "
+            f"above the {allowed:.0f} allowed for this range"
+        )
+        return Verdict(stat.prefix, reason), ("velocity", stat.recent, 0)
+    if (
+        stat.unconverted >= settings.min_unconverted
+        and stat.unconverted >= settings.failure_ratio * stat.aged
+    ):
+        reason = (
+            f"{stat.unconverted} of {stat.aged} codes older than "
+            f"{settings.grace_seconds} s were never used"
+        )
+        return Verdict(stat.prefix, reason), ("conversion", stat.aged, stat.unconverted)
+    return None
 
-    Blocking the widest condemned prefix stops an attack spread over sub-ranges in one
-    block; prefixes already blocked are skipped (their block is in force).
+
+def assess(stats: list[PrefixStats], settings: FraudSettings) -> Verdict | None:
+    """The range to block after a start, or ``None``.
+
+    The widest prefix a rule condemns is found first, so an attack spread over sub-ranges
+    is stopped in one block; the block goes to the narrowest prefix that holds all of that
+    evidence, the range the attack lives in. Otherwise the wider ranges around a narrow
+    attack, whose only evidence is the attack, would be blocked with it (a tenant with no
+    history would lose a whole operator's range), and a renewed attack would be judged on
+    a wider range than the one blocked before, escaping the doubling of its block.
+
+    A start inside a range blocked already is judged no further: ``block`` mode refused it,
+    and ``monitor`` mode, which records what ``block`` would do, must not go on to condemn
+    the sub-ranges of the range it recorded.
     """
+    if any(stat.blocked for stat in stats):
+        return None
     for index, stat in enumerate(stats):
-        if stat.blocked:
+        found = _condemned(index, stat, settings)
+        if found is None:
             continue
-        floor = settings.velocity_floors[min(index, len(settings.velocity_floors) - 1)]
-        allowed = floor + settings.velocity_factor * stat.baseline
-        if stat.recent > allowed:
-            return Verdict(
-                stat.prefix,
-                f"{stat.recent} starts in {settings.velocity_seconds} s, "
-                f"above the {allowed:.0f} allowed for this range",
-            )
-        if (
-            stat.unconverted >= settings.min_unconverted
-            and stat.unconverted >= settings.failure_ratio * stat.aged
-        ):
-            return Verdict(
-                stat.prefix,
-                f"{stat.unconverted} of {stat.aged} codes older than "
-                f"{settings.grace_seconds} s were never used",
-            )
+        verdict, evidence = found
+        for narrower_index in range(index + 1, len(stats)):
+            narrower = _condemned(narrower_index, stats[narrower_index], settings)
+            if narrower is None or narrower[1] != evidence:
+                break
+            verdict = narrower[0]
+        return verdict
     return None
 
 

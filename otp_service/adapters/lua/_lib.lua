@@ -134,11 +134,30 @@ local function limit_key(base, rule, number)
   return key
 end
 
+-- A number's streak of wrong codes, '<failures> <time of the last>': judged by the
+-- service's clock (like every time here), not by the key's expiry, which only cleans up.
+-- Returns the failures still remembered `window` after the last one, and its time.
+local function streak_read(key, now, window)
+  local kept = redis.call('GET', key)
+  if not kept then return 0, now end
+  local space = string.find(kept, ' ')
+  local last = tonumber(string.sub(kept, space + 1))
+  if last + window <= now then return 0, now end
+  return tonumber(string.sub(kept, 1, space - 1)), last
+end
+
+-- One more wrong code for the streak at `key`, remembered `window` ms.
+local function streak_failed(key, now, window)
+  local failures = streak_read(key, now, window)
+  redis.call('SET', key, (failures + 1) .. ' ' .. now, 'PX', window)
+end
+
 -- The first rule that refuses one more, as {limit, retry_after_ms}, and what was read of
 -- each rule's counter (limits_take reuses it); nil when all pass.
 -- gcra: the key holds the theoretical arrival time; `max` fit at once, then one per
 -- window/max. window: a sorted set of the last window's events (exact). budget: a count
--- until the absolute time window_ms. streak: consecutive failures, counted by their outcome.
+-- until the absolute time window_ms. streak: consecutive failures, counted by their outcome
+-- (streak_failed), remembered window_ms after the last one.
 local function limits_pass(base, rules, now, number)
   local seen = {}
   for i, rule in ipairs(rules) do
@@ -157,7 +176,8 @@ local function limits_pass(base, rules, now, number)
     elseif kind == 'budget' then
       if tonumber(redis.call('GET', key) or 0) >= max then wait = window - now end
     elseif kind == 'streak' then
-      if tonumber(redis.call('GET', key) or 0) >= max then wait = redis.call('PTTL', key) end
+      local failures, last = streak_read(key, now, window)
+      if failures >= max then wait = last + window - now end
     end
     if wait > 0 then return {rule[1], wait}, seen end
   end
@@ -222,41 +242,60 @@ local function fraud_observe(base, id, now, prefixes, held, velocity, window, gr
   return out
 end
 
+-- A range's block, `fg:blk:<prefix>` = '<block id> <expires_at> <mode>', as
+-- {id, expires_at, mode} while in force by the service's clock (the key's expiry only
+-- cleans up), else nil.
+local function block_held(kept, now)
+  if not kept then return nil end
+  local id, ends, mode = string.match(kept, '^(%S+) (%d+) (%S+)$')
+  if not id or tonumber(ends) <= now then return nil end
+  return {id, tonumber(ends), mode}
+end
+
 -- Which of `prefixes` have a block in force in the tenant's current `mode` (a list of
 -- booleans: a range blocked in `monitor` mode is judged again once the mode is `block`),
 -- and the first that refuses starts, as {'prefix', ms left}, when the mode is `block`.
-local function prefix_block(base, prefixes, mode)
+local function prefix_block(base, prefixes, mode, now)
   local held, refusal = {}, nil
   if #prefixes == 0 then return held, refusal end
   local names = {}
   for i, p in ipairs(prefixes) do names[i] = base .. 'fg:blk:' .. p end
   local blocks = redis.call('MGET', unpack(names))
-  for i, block in ipairs(blocks) do
-    held[i] = block and string.sub(block, -#mode - 1) == ' ' .. mode or false
+  for i = 1, #names do
+    local block = block_held(blocks[i], now)
+    held[i] = block ~= nil and block[3] == mode
     if held[i] and mode == 'block' and not refusal then
-      refusal = {'prefix', redis.call('PTTL', names[i])}
+      refusal = {'prefix', block[2] - now}
     end
   end
   return held, refusal
 end
 
 -- Blocks in force, listed by the admin API: `<base>blocks` holds block id -> block JSON.
--- Entries past their end are dropped whenever a block is written.
+-- Entries past their end are dropped whenever a block is written, and the hash expires
+-- with the last of its blocks (like every key but the tenant's own records).
 local function record_block(base, block, now)
   local blocks = base .. 'blocks'
   local all = redis.call('HGETALL', blocks)
+  local last = tonumber(block['expires_at'])
   for i = 1, #all, 2 do
-    if tonumber(cjson.decode(all[i + 1])['expires_at']) <= now then
+    local ends = tonumber(cjson.decode(all[i + 1])['expires_at'])
+    if ends <= now then
       redis.call('HDEL', blocks, all[i])
+    elseif ends > last then
+      last = ends
     end
   end
   redis.call('HSET', blocks, block['id'], cjson.encode(block))
+  redis.call('PEXPIREAT', blocks, last)
 end
 
 -- A country's daily budget is spent: its circuit breaker opens until the day ends, listed
--- as a block (limit `country`) that an operator may lift (which refills the budget).
+-- as a block (limit `country`) that an operator may lift (which refills the budget). The
+-- breaker is the day's (named by its end, like the day's count), so the next day's opens
+-- afresh whatever the key's expiry.
 local function trip_country_breaker(base, id, country, now, day_end)
-  local breaker = base .. 'lim:breaker:' .. country
+  local breaker = base .. 'lim:breaker:' .. country .. ':' .. string.format('%d', day_end)
   if redis.call('SET', breaker, id, 'PXAT', day_end, 'NX') then
     record_block(base, {id = id, limit = 'country', value = country, mode = 'block',
       reason = 'the daily send budget for ' .. country .. ' is spent',

@@ -20,7 +20,7 @@ if block['limit'] == 'prefix' then
     redis.call('DEL', base .. 'fg:' .. kind .. ':' .. block['value'])
   end
 else
-  redis.call('DEL', base .. 'lim:breaker:' .. block['value'],
-    base .. 'lim:c:' .. block['value'] .. ':' .. string.format('%d', block['expires_at']))
+  local day = block['value'] .. ':' .. string.format('%d', block['expires_at'])
+  redis.call('DEL', base .. 'lim:breaker:' .. day, base .. 'lim:c:' .. day)
 end
 return {'lifted', raw}

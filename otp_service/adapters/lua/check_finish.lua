@@ -28,8 +28,7 @@ if ARGV[1] == 'approve' then
     redis.call('PEXPIRE', base .. 'fg:a:' .. p, tonumber(ARGV[7]))
   end
 else
-  redis.call('INCR', streak)
-  redis.call('PEXPIRE', streak, tonumber(ARGV[6]))
+  streak_failed(streak, now, tonumber(ARGV[6]))
 end
 local function ended(final)
   local box = outbox(KEYS[2], KEYS[3], KEYS[4], KEYS[5])

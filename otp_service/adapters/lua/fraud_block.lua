@@ -10,11 +10,10 @@
 -- returns {hint, 'blocked', block JSON} | {hint, 'exists'}
 local base, prefix, now = tenant_base(KEYS[1]), ARGV[1], tonumber(ARGV[5])
 local held = base .. 'fg:blk:' .. prefix
-local before = redis.call('GET', held)
+local before = block_held(redis.call('GET', held), now)
 if before then
-  local space = string.find(before, ' ')
-  if string.sub(before, space + 1) == ARGV[3] then return {HINT, 'exists'} end
-  redis.call('HDEL', base .. 'blocks', string.sub(before, 1, space - 1))
+  if before[3] == ARGV[3] then return {HINT, 'exists'} end
+  redis.call('HDEL', base .. 'blocks', before[1])
 end
 local strikes_key = base .. 'fg:k:' .. prefix
 local strikes = redis.call('INCR', strikes_key)
@@ -23,7 +22,8 @@ local lasts = durations[math.min(strikes, #durations)]
 redis.call('PEXPIRE', strikes_key, lasts + 24 * HOUR_MS)
 local block = {id = ARGV[2], limit = 'prefix', value = prefix, mode = ARGV[3], reason = ARGV[4],
   created_at = now, expires_at = now + lasts, strikes = strikes}
-redis.call('SET', held, ARGV[2] .. ' ' .. ARGV[3], 'PX', lasts)
+redis.call('SET', held, ARGV[2] .. ' ' .. string.format('%d', now + lasts) .. ' ' .. ARGV[3],
+  'PX', lasts)
 record_block(base, block, now)
 local box = outbox(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 if takes_events(box) then

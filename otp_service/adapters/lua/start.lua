@@ -41,7 +41,7 @@ end
 local held = {}
 local function guarded()
   local blocked
-  held, blocked = prefix_block(base, prefixes, ARGV[15])
+  held, blocked = prefix_block(base, prefixes, ARGV[15], now)
   if blocked then return refused(blocked[1], blocked[2]) end
   local limited, seen = limits_pass(base, rules, now, '')
   if limited then return refused(limited[1], limited[2]) end
