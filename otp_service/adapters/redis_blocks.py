@@ -41,8 +41,12 @@ class BlockStore:
         durations_ms: list[int],
         now_ms: int,
         event_id: str,
+        wider: list[str],
     ) -> Block | None:
-        """Block a range and queue its event; ``None`` when a block of it is in force."""
+        """Block a range and queue its event; ``None`` when a block of it is in force.
+
+        The range's starts leave the counts of the ``wider`` prefixes around it.
+        """
         async with translated():
             reply = await self._block(
                 keys=[keys.tenant(tenant_id), *keys.outbox(tenant_id)],
@@ -54,6 +58,7 @@ class BlockStore:
                     now_ms,
                     _encoder.encode(durations_ms),
                     event_id,
+                    _encoder.encode(wider),
                 ],
             )
         hint = int(reply[0])

@@ -30,14 +30,10 @@ A block lasts ``block_seconds``, doubled for each earlier block of the range in 
 
 The defaults are what ``bench/pumping.py`` (a day of legitimate traffic and attacks through
 the real detector) needs to stop every attack within 30 SMS and refuse no legitimate user.
-The floors rise with the prefix's width (24, 22, 20 starts for 4, 5, 6 national digits), so
-that an attack on a narrow range is blocked at its own prefix, not at the live range around
-it, while one spread over a 4-digit range is still stopped within 30 SMS, and a new
-tenant's launch stays below them. After a first block, an attack's unused codes outnumber
-everything else in each wider prefix, and the widest condemned prefix is blocked; so the
-conversion rule looks back 6 h and condemns only a prefix none of whose aged codes was used
-(``failure_ratio`` 1): a quiet range where a few real users typed their codes is not
-blocked for its pumped sub-range.
+The conversion rule looks back 6 h, so that an attack that resumes when its block ends is
+blocked again at once (its unused codes are still in the window) and the block doubles,
+and so that a quiet range's earlier real conversions are still counted. The price is
+memory: 6 h of starts per watched prefix (one sorted-set entry per start and prefix).
 """
 
 from __future__ import annotations
@@ -61,7 +57,7 @@ class FraudGuardMode(enum.StrEnum):
 
 
 def _default_floors() -> list[int]:
-    return [120, 60, 24, 22, 20]
+    return [120, 60, 20, 20, 20]
 
 
 class FraudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -96,7 +92,7 @@ class FraudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     ] = 10
     failure_ratio: Annotated[
         float, Meta(ge=0.5, le=1, description="Share of old codes unused that blocks a range")
-    ] = 1.0
+    ] = 0.9
     block_seconds: Annotated[int, Meta(ge=60, le=86_400, description="First block of a range")] = (
         900
     )
@@ -136,10 +132,8 @@ def prefixes(e164: str, calling_code: int) -> list[str]:
     return [e164[: head + digits] for digits in PREFIX_DIGITS if digits < national]
 
 
-def _condemned(
-    index: int, stat: PrefixStats, settings: FraudSettings
-) -> tuple[Verdict, tuple[str, int, int]] | None:
-    """The verdict of the rule that condemns a prefix, with the evidence it rests on."""
+def _condemned(index: int, stat: PrefixStats, settings: FraudSettings) -> Verdict | None:
+    """The verdict of the first rule that condemns a prefix (at ``index`` in the list)."""
     floor = settings.velocity_floors[min(index, len(settings.velocity_floors) - 1)]
     allowed = floor + settings.velocity_factor * stat.baseline
     if stat.recent > allowed:
@@ -147,7 +141,7 @@ def _condemned(
             f"{stat.recent} starts in {settings.velocity_seconds} s, "
             f"above the {allowed:.0f} allowed for this range"
         )
-        return Verdict(stat.prefix, reason), ("velocity", stat.recent, 0)
+        return Verdict(stat.prefix, reason)
     if (
         stat.unconverted >= settings.min_unconverted
         and stat.unconverted >= settings.failure_ratio * stat.aged
@@ -156,18 +150,42 @@ def _condemned(
             f"{stat.unconverted} of {stat.aged} codes older than "
             f"{settings.grace_seconds} s were never used"
         )
-        return Verdict(stat.prefix, reason), ("conversion", stat.aged, stat.unconverted)
+        return Verdict(stat.prefix, reason)
     return None
+
+
+def _without(wide: PrefixStats, narrow: PrefixStats) -> PrefixStats:
+    """A prefix's counts less those of one of its sub-ranges."""
+    return PrefixStats(
+        wide.prefix,
+        wide.recent - narrow.recent,
+        max(wide.baseline - narrow.baseline, 0.0),
+        wide.aged - narrow.aged,
+        wide.unconverted - narrow.unconverted,
+        wide.blocked,
+    )
+
+
+def _explains(narrow: PrefixStats, wide: PrefixStats, index: int, settings: FraudSettings) -> bool:
+    """Whether a sub-range holds the case against the prefix at ``index`` that contains it.
+
+    It must hold most of the evidence (more than half of the recent starts, or of the unused
+    codes) and the rest alone must not condemn the prefix.
+    """
+    most = narrow.recent * 2 > wide.recent or narrow.unconverted * 2 > wide.unconverted
+    return most and _condemned(index, _without(wide, narrow), settings) is None
 
 
 def assess(stats: list[PrefixStats], settings: FraudSettings) -> Verdict | None:
     """The range to block after a start, or ``None``.
 
     The widest prefix a rule condemns is found first, so an attack spread over sub-ranges
-    is stopped in one block; the block goes to the narrowest prefix that holds all of that
-    evidence, the range the attack lives in. Otherwise the wider ranges around a narrow
-    attack, whose only evidence is the attack, would be blocked with it (a tenant with no
-    history would lose a whole operator's range), and a renewed attack would be judged on
+    is stopped in one block. A narrower prefix of the start that explains the verdict (it
+    holds most of the evidence, and without its starts the wider one would not be
+    condemned) takes it over, and if it is not condemned itself yet, nothing is blocked
+    until it is: the block goes to the range the attack lives in. Otherwise the live range
+    around a narrow attack, tipped over by a few real users who did not type their codes,
+    would be blocked with it (a tenant with no history would lose a whole operator's range), and a renewed attack would be judged on
     a wider range than the one blocked before, escaping the doubling of its block.
 
     A start inside a range blocked already is judged no further: ``block`` mode refused it,
@@ -177,15 +195,17 @@ def assess(stats: list[PrefixStats], settings: FraudSettings) -> Verdict | None:
     if any(stat.blocked for stat in stats):
         return None
     for index, stat in enumerate(stats):
-        found = _condemned(index, stat, settings)
-        if found is None:
+        verdict = _condemned(index, stat, settings)
+        if verdict is None:
             continue
-        verdict, evidence = found
-        for narrower_index in range(index + 1, len(stats)):
-            narrower = _condemned(narrower_index, stats[narrower_index], settings)
-            if narrower is None or narrower[1] != evidence:
+        chosen = index
+        for narrower in range(index + 1, len(stats)):
+            if not _explains(stats[narrower], stats[chosen], chosen, settings):
                 break
-            verdict = narrower[0]
+            found = _condemned(narrower, stats[narrower], settings)
+            if found is None:
+                return None
+            verdict, chosen = found, narrower
         return verdict
     return None
 

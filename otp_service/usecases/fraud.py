@@ -52,6 +52,7 @@ class FraudGuard:
             durations_ms=fraud.block_durations_ms(tenant.settings.fraud),
             now_ms=self._clock.now_ms(),
             event_id=new_id("evt", self._rng),
+            wider=[stat.prefix for stat in stats if len(stat.prefix) < len(verdict.prefix)],
         )
         if block is not None:
             self._metrics.otp_fraud_blocks_total.labels(mode=block.mode.value).inc()

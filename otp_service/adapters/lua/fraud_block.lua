@@ -7,6 +7,9 @@
 -- KEYS[1..4] tenant record, outbox work, leases, jobs
 -- ARGV[1] prefix  ARGV[2] block id  ARGV[3] mode 'block' | 'monitor'  ARGV[4] reason
 -- ARGV[5] now_ms  ARGV[6] durations by strike, ms (JSON)  ARGV[7] event id
+-- ARGV[8] the wider prefixes watched around it (JSON): the blocked range's starts are taken
+-- out of their counts, since they are its evidence, not theirs; else a quiet range around
+-- a blocked one would later be condemned for the attack on it.
 -- returns {hint, 'blocked', block JSON} | {hint, 'exists'}
 local base, prefix, now = tenant_base(KEYS[1]), ARGV[1], tonumber(ARGV[5])
 local held = base .. 'fg:blk:' .. prefix
@@ -25,6 +28,14 @@ local block = {id = ARGV[2], limit = 'prefix', value = prefix, mode = ARGV[3], r
 redis.call('SET', held, ARGV[2] .. ' ' .. string.format('%d', now + lasts) .. ' ' .. ARGV[3],
   'PX', lasts)
 record_block(base, block, now)
+local ids = redis.call('ZRANGE', base .. 'fg:s:' .. prefix, 0, -1)
+for _, wider in ipairs(cjson.decode(ARGV[8])) do
+  for first = 1, #ids, 500 do
+    local batch = {unpack(ids, first, math.min(first + 499, #ids))}
+    redis.call('ZREM', base .. 'fg:s:' .. wider, unpack(batch))
+    redis.call('ZREM', base .. 'fg:a:' .. wider, unpack(batch))
+  end
+end
 local box = outbox(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 if takes_events(box) then
   add_job(box, 'ev:' .. ARGV[7], now, cjson.encode({kind = 'event', id = ARGV[7],
