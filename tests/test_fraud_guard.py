@@ -321,6 +321,11 @@ def _stats(*rows: tuple[str, int, int, int], blocked: str = "") -> list[PrefixSt
         (_stats(("+4479", 0, 12, 12), ("+44791", 0, 12, 12), ("+447911", 1, 12, 12)), "+447911"),
         # Nothing condemned.
         (_stats(("+4479", 5, 20, 4), ("+44791", 5, 20, 4)), None),
+        # A sub-range holds most of the case but is not condemned yet (a real user's unused
+        # code tipped the wider range over): nothing is blocked until the sub-range is.
+        (_stats(("+4479", 0, 10, 10), ("+44791", 0, 9, 9)), None),
+        # ... and then the sub-range is blocked, not the range around it.
+        (_stats(("+4479", 0, 11, 11), ("+44791", 0, 10, 10)), "+44791"),
         # Inside a range blocked already (monitor mode sees it): judged no further.
         (_stats(("+4479", 0, 0, 0), ("+44791", 40, 0, 0), blocked="+44791"), None),
     ],
@@ -332,3 +337,22 @@ def test_the_detector_blocks_the_narrowest_range_holding_the_evidence(
     settings = FraudSettings(velocity_floors=[20, 20, 20, 20, 20])
     verdict = assess(stats, settings)
     assert (verdict.prefix if verdict else None) == blocked_range
+
+
+async def test_a_blocked_ranges_starts_are_not_held_against_the_range_around_it(
+    make_tenant: MakeTenant, admin: httpx.AsyncClient, clock: MovableClock
+) -> None:
+    """After a narrow range is blocked, its unused codes age, but a start elsewhere in the
+    4-digit range around it is judged on that range's own traffic: it goes through and
+    nothing wider is blocked."""
+    tenant = await make_tenant()
+    sent, refusal = await pump(tenant, range_numbers(RANGE, 40))
+    assert refusal is not None
+    assert_limited(refusal, "prefix")
+    [narrow] = await blocks(admin, tenant.id)
+    assert narrow["value"] == RANGE
+    clock.advance(600)  # every pumped code is now old enough to count as unused
+    elsewhere = range_numbers("+4479110", 1)[0]
+    response = await start(tenant, elsewhere)
+    assert response.status_code == 201, response.text
+    assert [b["value"] for b in await blocks(admin, tenant.id)] == [RANGE]
