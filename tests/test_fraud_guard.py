@@ -346,7 +346,7 @@ async def test_a_blocked_ranges_starts_are_not_held_against_the_range_around_it(
     4-digit range around it is judged on that range's own traffic: it goes through and
     nothing wider is blocked."""
     tenant = await make_tenant()
-    sent, refusal = await pump(tenant, range_numbers(RANGE, 40))
+    _, refusal = await pump(tenant, range_numbers(RANGE, 40))
     assert refusal is not None
     assert_limited(refusal, "prefix")
     [narrow] = await blocks(admin, tenant.id)

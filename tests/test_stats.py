@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from tests.conftest import (
     fresh_number,
     sent_codes,
 )
+from tests.test_faults import receipt
 
 HOUR = 3600 * 1000
 SENDERS: dict[str, Any] = {
@@ -151,27 +151,6 @@ async def flow(
     return settled_body
 
 
-def receipt(message_id: str, status: str) -> bytes:
-    """A ``message.finalized`` webhook with a fresh event id (not a redelivery)."""
-    errors = [] if status == "delivered" else [{"code": "40008", "title": "Undeliverable"}]
-    return json.dumps(
-        {
-            "data": {
-                "event_type": "message.finalized",
-                "id": str(uuid.uuid4()),
-                "occurred_at": "2026-11-26T12:00:00.000+00:00",
-                "payload": {
-                    "id": message_id,
-                    "to": [{"phone_number": "+447400000000", "status": status}],
-                    "errors": errors,
-                },
-                "record_type": "event",
-            },
-            "meta": {"attempt": 1, "delivered_to": "http://service"},
-        }
-    ).encode()
-
-
 async def post_receipt(
     anonymous: httpx.AsyncClient,
     simulator: Simulator,
@@ -180,7 +159,7 @@ async def post_receipt(
     status: str,
 ) -> None:
     """Post a receipt signed by the simulator's key, stamped with the service's time."""
-    body = receipt(message_id, status)
+    body = receipt(message_id, status, str(uuid.uuid4()))
     stamp = str(clock.now_ms() // 1000)
     signature = SigningKey(simulator.seed).sign(f"{stamp}|".encode() + body).signature
     headers = {
