@@ -185,8 +185,9 @@ def assess(stats: list[PrefixStats], settings: FraudSettings) -> Verdict | None:
     condemned) takes it over, and if it is not condemned itself yet, nothing is blocked
     until it is: the block goes to the range the attack lives in. Otherwise the live range
     around a narrow attack, tipped over by a few real users who did not type their codes,
-    would be blocked with it (a tenant with no history would lose a whole operator's range), and a renewed attack would be judged on
-    a wider range than the one blocked before, escaping the doubling of its block.
+    would be blocked with it (a tenant with no history would lose a whole operator's
+    range), and a renewed attack would be judged on a wider range than the one blocked
+    before, escaping the doubling of its block.
 
     A start inside a range blocked already is judged no further: ``block`` mode refused it,
     and ``monitor`` mode, which records what ``block`` would do, must not go on to condemn
