@@ -268,7 +268,8 @@ async def test_off_mode_watches_nothing(
 async def test_a_renewed_attack_after_a_block_ends_is_blocked_twice_as_long(
     make_tenant: MakeTenant, sim: httpx.AsyncClient, admin: httpx.AsyncClient, clock: MovableClock
 ) -> None:
-    """Escalation: the range's second block in a day is strike 2 and lasts 30 minutes."""
+    """Escalation: the range's second block in a day is strike 2 and lasts 30 minutes; a
+    day after the last block ends, the next is strike 1 again."""
     tenant = await make_tenant()
     _, refusal = await pump(tenant, range_numbers(RANGE, 40))
     assert refusal is not None
@@ -290,6 +291,14 @@ async def test_a_renewed_attack_after_a_block_ends_is_blocked_twice_as_long(
     assert second["value"] == first["value"] == RANGE
     assert second["strikes"] == 2
     assert seconds_between(second) == 2 * FIRST_BLOCK_S
+
+    # A day after the last block ended (by the service's clock), the range starts afresh.
+    clock.advance(2 * FIRST_BLOCK_S + 24 * 3600 + 1)
+    _, refusal = await pump(tenant, range_numbers(RANGE, 40))
+    assert refusal is not None
+    [third] = await blocks(admin, tenant.id)
+    assert third["strikes"] == 1
+    assert seconds_between(third) == FIRST_BLOCK_S
 
 
 def _stats(*rows: tuple[str, int, int, int], blocked: str = "") -> list[PrefixStats]:

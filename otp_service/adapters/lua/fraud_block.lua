@@ -19,10 +19,18 @@ if before then
   redis.call('HDEL', base .. 'blocks', before[1])
 end
 local strikes_key = base .. 'fg:k:' .. prefix
-local strikes = redis.call('INCR', strikes_key)
+-- '<strikes> <end of the last block>', judged by the service's clock (the key's expiry
+-- only cleans up): a block within a day of the last one's end is one more strike.
+local strikes = 1
+local kept = redis.call('GET', strikes_key)
+if kept then
+  local count, ended = string.match(kept, '^(%d+) (%d+)$')
+  if count and now < tonumber(ended) + 24 * HOUR_MS then strikes = tonumber(count) + 1 end
+end
 local durations = cjson.decode(ARGV[6])
 local lasts = durations[math.min(strikes, #durations)]
-redis.call('PEXPIRE', strikes_key, lasts + 24 * HOUR_MS)
+redis.call('SET', strikes_key, strikes .. ' ' .. string.format('%d', now + lasts),
+  'PX', lasts + 24 * HOUR_MS)
 local block = {id = ARGV[2], limit = 'prefix', value = prefix, mode = ARGV[3], reason = ARGV[4],
   created_at = now, expires_at = now + lasts, strikes = strikes}
 redis.call('SET', held, ARGV[2] .. ' ' .. string.format('%d', now + lasts) .. ' ' .. ARGV[3],
