@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -29,6 +27,7 @@ from tests.conftest import (
     fresh_number,
     sent_codes,
 )
+from tests.test_fallback import eventually, script
 from tests.test_faults import receipt
 
 HOUR = 3600 * 1000
@@ -54,18 +53,6 @@ Counts = dict[tuple[str, str], dict[str, int]]
 async def tenant(make_tenant: MakeTenant) -> TenantHandle:
     """A tenant sending to GB by alphanumeric ID then long code, and to FR by long code."""
     return await make_tenant(**SENDERS)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail("the condition did not come true in time")
-        await asyncio.sleep(0.05)
-
-
-async def script(sim: httpx.AsyncClient, number: str, **behaviour: object) -> None:
-    (await sim.post("/_sim/behaviours", json={"to": number, **behaviour})).raise_for_status()
 
 
 async def stats(tenant: TenantHandle, **params: str) -> httpx.Response:
