@@ -61,7 +61,9 @@ from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.adapters.redis_work import EventJob, ExpiryJob, FallbackJob, LeasedJob, WorkQueue
 from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.core.derive import derive_key
+from otp_service.core.fraud import FraudGuardMode
 from otp_service.core.hashing import Argon2Parameters, CodeHasher
+from otp_service.core.limits import Bucket, LimitSettings
 from otp_service.core.model import Sender, SenderType, Tenant, TenantSettings, Verification
 from otp_service.devredis import PrivateRedis
 from otp_service.errors import (
@@ -544,6 +546,15 @@ class VerificationLives(RuleBasedStateMachine):
             resend_cooldown_seconds=cooldown,
             delivery_timeout_seconds=DELIVERY_TIMEOUT_S if silence else None,
             events_webhook_url="http://127.0.0.1:9/events",
+            # The model is a verification's life, not abuse protection (test_limits.py and
+            # test_fraud_guard.py): its few numbers get many starts, which the default
+            # per-number limits and the fraud guard would refuse at random points.
+            fraud_guard=FraudGuardMode.OFF,
+            limits=LimitSettings(
+                phone_number_per_hour=1000,
+                phone_number_per_day=10_000,
+                tenant=Bucket(max=1_000_000, interval_seconds=1),
+            ),
         )
         tenants = tenants_over(
             self.h.redis,

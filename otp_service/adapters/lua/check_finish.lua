@@ -16,15 +16,15 @@
 -- {hint, 'missing'} when gone
 if redis.call('EXISTS', KEYS[1]) == 0 then return {HINT, 'missing'} end
 local now, keep = tonumber(ARGV[2]), tonumber(ARGV[3])
-local v = redis.call('HMGET', KEYS[1], 'status', 'check_attempts', 'max_check_attempts')
+local v = redis.call('HMGET', KEYS[1], 'status', 'check_attempts', 'max_check_attempts',
+  'phone_number', 'id', 'created_at', 'prefixes', 'country', 'sender_type')
 local status, attempts, max = v[1], tonumber(v[2]), tonumber(v[3])
-local base, number = tenant_base(KEYS[2]), redis.call('HGET', KEYS[1], 'phone_number')
-local streak = base .. 'lim:f:' .. number
+local base = tenant_base(KEYS[2])
+local streak = base .. 'lim:f:' .. v[4]
 if ARGV[1] == 'approve' then
   redis.call('DEL', streak)
-  local f = redis.call('HMGET', KEYS[1], 'id', 'created_at', 'prefixes')
-  for _, p in ipairs(cjson.decode(f[3] or '[]')) do
-    redis.call('ZADD', base .. 'fg:a:' .. p, f[2], f[1])
+  for _, p in ipairs(cjson.decode(v[7] or '[]')) do
+    redis.call('ZADD', base .. 'fg:a:' .. p, v[6], v[5])
     redis.call('PEXPIRE', base .. 'fg:a:' .. p, tonumber(ARGV[7]))
   end
 else
@@ -40,8 +40,7 @@ if status ~= 'pending' then return {HINT, status, attempts, max, 0} end
 if ARGV[1] == 'approve' then
   -- Counted like the start (start.lua keeps its route: the first sender of the chain), so
   -- that approved / started is the conversion of a route.
-  local country, sender_type = unpack(redis.call('HMGET', KEYS[1], 'country', 'sender_type'))
-  count_stat(KEYS[2], now, country, sender_type, 'approved')
+  count_stat(KEYS[2], now, v[8], v[9], 'approved')
   return ended('approved')
 end
 if tonumber(ARGV[4]) >= max then return ended('max_attempts_reached') end
