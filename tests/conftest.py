@@ -96,16 +96,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 _numbers = random.Random(os.getpid())  # noqa: S311  (test data, not secrets)
+_issued: set[str] = set()
 
 
 def fresh_number(region: str = "GB") -> str:
-    """A valid mobile number no other test uses (random, checked by libphonenumber)."""
+    """A valid mobile number no other test uses (random, checked by libphonenumber).
+
+    Numbers already handed out are drawn again: among the 50 numbers of one concurrent
+    test, two equal draws (about 1 run in 800) turned a start into a resend.
+    """
     prefixes = {"GB": "+447400", "FR": "+33612", "US": "+1415555", "DE": "+49151"}
     digits = {"GB": 6, "FR": 6, "US": 4, "DE": 8}
     while True:
         tail = "".join(str(_numbers.randrange(10)) for _ in range(digits[region]))
         candidate = prefixes[region] + tail
-        if phonenumbers.is_valid_number(phonenumbers.parse(candidate, None)):
+        if candidate not in _issued and phonenumbers.is_valid_number(
+            phonenumbers.parse(candidate, None)
+        ):
+            _issued.add(candidate)
             return candidate
 
 
