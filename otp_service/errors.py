@@ -14,7 +14,7 @@ Adapters translate library errors at their boundary (``raise StoreUnavailable(..
     ├── Unauthorized                      401 unauthorized
     ├── InvalidSignature                  401 invalid_signature
     ├── DestinationNotAllowed             403 destination_not_allowed
-    ├── NotFound                          404 (verification_not_found, tenant_not_found, ...)
+    ├── NotFound                          404 (NotFoundCode: verification_not_found, ...)
     ├── VerificationNotPending            409 verification_not_pending
     ├── RecipientOptedOut                 409 recipient_opted_out
     ├── IdempotencyInFlight               409 idempotency_in_flight
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 _AT_PATH = re.compile(r" - at (?:`key` in )?`\$\.?([^`]*)`$")
 
@@ -116,10 +117,20 @@ class DestinationNotAllowed(OtpError):
     code = "destination_not_allowed"
 
 
+NotFoundCode = Literal[
+    "not_found",
+    "verification_not_found",
+    "tenant_not_found",
+    "api_key_not_found",
+    "block_not_found",
+]
+"""Every ``code`` of a 404: the OpenAPI document lists them, so a new one is added here."""
+
+
 class NotFound(OtpError):
     """Something that does not exist, or belongs to another tenant (the two look the same)."""
 
-    def __init__(self, detail: str, code: str) -> None:
+    def __init__(self, detail: str, code: NotFoundCode) -> None:
         super().__init__(detail)
         self.code = code
 

@@ -10,7 +10,8 @@ and, as a last resort, anything unexpected, which is logged with its traceback a
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from collections.abc import Iterator
+from typing import Annotated, Any, Final, get_args
 
 import msgspec
 from litestar import Request, Response
@@ -67,6 +68,33 @@ _GENERIC_CODES: Final = {
     HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
 }
 
+_BAD_REQUEST: Final = "bad_request"
+"""The code of any other 4xx the framework raises."""
+_INTERNAL_ERROR: Final = "internal_error"
+"""The code of a 5xx that is not the service's own: a bug or a crash, never bad input."""
+
+
+def _subclasses(cls: type[errors.OtpError]) -> Iterator[type[errors.OtpError]]:
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _subclasses(sub)
+
+
+PROBLEM_CODES: Final = tuple(
+    sorted(
+        {cls.code for cls in _subclasses(errors.OtpError)}
+        | set(get_args(errors.NotFoundCode))
+        | set(_GENERIC_CODES.values())
+        | {_BAD_REQUEST, _INTERNAL_ERROR}
+    )
+)
+"""Every ``code`` the service can answer with: the ``enum`` of ``Problem.code``.
+
+Built from the code base itself (the error classes, the 404 codes, the framework's errors),
+so the OpenAPI document lists a new code as soon as the service can answer it, and the
+contract fuzzing holds every answer to the list.
+"""
+
 _FIELD_CODES: Final = {
     "phone_number": errors.InvalidPhoneNumber,
     "code": errors.InvalidCodeFormat,
@@ -80,7 +108,14 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     title: str
     status: int
     detail: str
-    code: str
+    code: Annotated[
+        str,
+        msgspec.Meta(
+            description="Stable machine-readable name of the error (docs/api.md says what each "
+            "means)",
+            extra_json_schema={"enum": list(PROBLEM_CODES)},
+        ),
+    ]
     errors: list[dict[str, str]] | None = None
     retry_after: int | None = None
     limit: str | None = None
@@ -182,8 +217,8 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         return problem_response(mapped)
     if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         log.error("HTTP error %s on %s %s", exc.status_code, request.method, request.url.path)
-        return _generic(exc.status_code, "internal_error", "the service failed; try again")
-    code = _GENERIC_CODES.get(exc.status_code, "bad_request")
+        return _generic(exc.status_code, _INTERNAL_ERROR, "the service failed; try again")
+    code = _GENERIC_CODES.get(exc.status_code, _BAD_REQUEST)
     # Litestar's headers say how to do better: a 405's ``Allow`` lists the path's methods.
     return _generic(exc.status_code, code, exc.detail, dict(exc.headers or {}))
 
@@ -191,7 +226,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     """Last resort: log the traceback, answer 500 without it."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _generic(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the service failed")
+    return _generic(HTTP_500_INTERNAL_SERVER_ERROR, _INTERNAL_ERROR, "the service failed")
 
 
 EXCEPTION_HANDLERS: Final = {
@@ -204,7 +239,8 @@ _DESCRIPTIONS: Final = {
     400: "`malformed_json`: the body is not JSON (syntax, UTF-8 or nesting too deep)",
     401: "`unauthorized` or `invalid_signature`",
     403: "`destination_not_allowed`",
-    404: "Not found (`verification_not_found`, `tenant_not_found`, `api_key_not_found`)",
+    404: "Not found (`verification_not_found`, `tenant_not_found`, `api_key_not_found`, "
+    "`block_not_found`)",
     409: "`verification_not_pending`, `recipient_opted_out` or `idempotency_in_flight`",
     413: "`payload_too_large`",
     415: "`unsupported_media_type`: the body is not declared `application/json` "

@@ -40,7 +40,7 @@ def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="otp-service",
         version=__version__,
-        description="SMS one-time codes over Telnyx, multi-tenant. Contract: API.md.",
+        description="SMS one-time codes over Telnyx, multi-tenant. Reference: docs/api.md.",
         path="/schema",
         use_handler_docstrings=True,  # they say what a route does beyond its schema
         components=Components(
