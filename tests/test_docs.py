@@ -146,3 +146,26 @@ def test_the_readme_links_the_documentation() -> None:
         assert (ROOT / "docs" / name).is_file(), name
         assert f"(docs/{name})" in README, name
     assert "`API.md` (in the project's shared folder)" not in README
+
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a document's headings (lower case, punctuation dropped)."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_the_links_between_the_documents_lead_somewhere() -> None:
+    """Every relative link of docs/ names a file that exists, and a heading that it has."""
+    for name in DOCS:
+        page = ROOT / "docs" / name
+        for target in _LINK.findall(page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.is_file(), (name, target)
+            if anchor:
+                assert anchor in _anchors(linked.read_text()), (name, target)
