@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta
 
+from otp_service.core import sandbox
 from otp_service.core.limits import RateLimitKeys
 from otp_service.core.model import Tenant, TenantSettings
 from otp_service.core.views import BlockOut, rfc3339
@@ -206,6 +207,13 @@ class TenantOut(msgspec.Struct, kw_only=True):
     settings: TenantSettings
     created_at: str
     updated_at: str
+    warnings: Annotated[
+        list[str],
+        Meta(
+            description="What the operator should know about these settings, e.g. that a "
+            "sandbox number's `fixed_code` is a password for that number"
+        ),
+    ]
 
 
 class ApiKeyCreatedOut(msgspec.Struct, kw_only=True):
@@ -239,4 +247,5 @@ def tenant_out(tenant: Tenant) -> TenantOut:
         settings=tenant.settings,
         created_at=rfc3339(tenant.created_at),
         updated_at=rfc3339(tenant.updated_at),
+        warnings=sandbox.warnings(tenant.settings.sandbox_numbers),
     )
