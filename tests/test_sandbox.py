@@ -248,7 +248,7 @@ async def test_a_fixed_code_is_the_code_and_is_stored_hashed(
     verification = (await start(tenant, number, code_length=8)).json()
     problem(await check(tenant, verification["id"], "12345678"), 422, "invalid_code_format")
     assert (await check(tenant, verification["id"], "654321")).json()["valid"] is False
-    stored = await redis.hget(f"otp:{{t:{tenant.id}}}:ver:{verification['id']}", "hashes")
+    stored = str(await redis.hget(f"otp:{{t:{tenant.id}}}:ver:{verification['id']}", "hashes"))
     assert "$argon2id$" in stored
     assert "123456" not in stored
     approved = (await check(tenant, verification["id"], "123456")).json()
