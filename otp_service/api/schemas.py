@@ -25,8 +25,9 @@ PhoneNumber = Annotated[
     str,
     Meta(
         description="E.164: '+', the country code and the number, digits only. It must also "
-        "be a valid number by libphonenumber's metadata: anything else is 422 "
-        "`invalid_phone_number`, whose `detail` says what is wrong.",
+        "be a valid number by libphonenumber's metadata (unless it is one of the tenant's "
+        "`sandbox_numbers`): anything else is 422 `invalid_phone_number`, whose `detail` "
+        "says what is wrong.",
         # Documented, not enforced by the decoder: the service's own check answers every
         # malformed number with API.md's `invalid_phone_number` and a detail that says why.
         extra_json_schema={"pattern": E164_PATTERN},
@@ -54,7 +55,8 @@ class StartVerificationBody(_Request):
 
     The destination's country must be in the tenant's `allowed_countries` and have a sender
     chain (its own or `default`), else 403 `destination_not_allowed`; with the tenant's
-    `reject_landlines`, a fixed-line number is 422 `unsupported_number_type`.
+    `reject_landlines`, a fixed-line number is 422 `unsupported_number_type`. One of the
+    tenant's `sandbox_numbers` never reaches Telnyx: it plays its scripted outcome.
     """
 
     phone_number: PhoneNumber
@@ -135,8 +137,9 @@ class StatsRowOut(msgspec.Struct, kw_only=True):
     sender_type: Annotated[
         str,
         Meta(
-            description="A sender type of the tenant's chains: the route (first sender) for "
-            "`started`, `approved` and `blocked`, the sender that sent for the others"
+            description="A sender type of the tenant's chains (`sandbox` for its sandbox "
+            "numbers): the route (first sender) for `started`, `approved` and `blocked`, the "
+            "sender that sent for the others"
         ),
     ]
     started: Annotated[

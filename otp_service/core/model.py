@@ -48,7 +48,8 @@ class Sender(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     `from` by `type`: a `long_code` is a valid E.164 number; a `short_code` is 5 or 6
     digits; an `alphanumeric_sender_id` is 3 to 11 letters, digits or spaces, not all
     digits, and cannot send to US, CA or PR; a `number_pool` has no `from`. Alphanumeric
-    senders and number pools need the tenant's `messaging_profile_id`.
+    senders and number pools need the tenant's `messaging_profile_id`. `sandbox` is not a
+    type to configure: it marks the sends to the tenant's `sandbox_numbers`.
     """
 
     type: SenderType
