@@ -256,9 +256,10 @@ async def test_a_fixed_code_is_the_code_and_is_stored_hashed(
 
 
 async def test_the_admin_api_warns_that_a_fixed_code_is_a_password(
-    admin: httpx.AsyncClient,
+    admin: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Create, read and patch answer a warning per number with a fixed code, and none else."""
+    """Create, read and patch answer a warning per number with a fixed code, and none else;
+    the change is logged as a warning, with the number masked."""
     number = fictional()
     created = await admin.post(
         "/admin/tenants",
@@ -276,6 +277,14 @@ async def test_the_admin_api_warns_that_a_fixed_code_is_a_password(
     assert number in warning
     assert "password" in warning
     assert (await admin.get(f"/admin/tenants/{tenant_id}")).json()["warnings"] == [warning]
+    [logged] = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and tenant_id in r.getMessage()
+    ]
+    assert "fixed code" in logged
+    assert number[:8] in logged
+    assert number not in logged
 
 
 async def test_limits_and_attempts_apply_to_sandbox_numbers(make_tenant: MakeTenant) -> None:
