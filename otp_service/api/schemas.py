@@ -73,7 +73,12 @@ class StartVerificationBody(_Request):
     code_length: (
         Annotated[
             int,
-            Meta(ge=4, le=10, description="Digits in the code; the tenant's `code_length` if null"),
+            Meta(
+                ge=4,
+                le=10,
+                description="Digits in the code; the tenant's `code_length` if null (a "
+                "sandbox number's `fixed_code` sets it)",
+            ),
         ]
         | None
     ) = None
