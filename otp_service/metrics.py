@@ -65,8 +65,9 @@ class Metrics:
         otp_webhooks_total: Telnyx webhooks by ``event_type`` and ``outcome``.
         otp_events_total: tenant event delivery attempts by ``type`` and ``outcome``
             (``delivered``, ``retried``, ``dropped``).
-        otp_jobs_total: background jobs (``event``, ``expiry``, ``fallback``) by ``outcome``
-            (``done``, ``retried``, ``failed``: it raised and will be taken again).
+        otp_jobs_total: background jobs (``event``, ``expiry``, ``fallback``,
+            ``sandbox_receipt``) by ``outcome`` (``done``, ``retried``, ``failed``: it
+            raised and will be taken again).
         otp_worker_last_progress_timestamp_seconds: when the background worker last looked
             for work successfully (Unix time); a stale value means it is stuck.
     """

@@ -41,6 +41,7 @@ from otp_service.usecases.fallback import Fallbacks
 from otp_service.usecases.fraud import FraudGuard
 from otp_service.usecases.idempotency import Idempotency
 from otp_service.usecases.receipts import TelnyxWebhooks
+from otp_service.usecases.sandbox import SandboxCarrier
 from otp_service.usecases.stats import Stats
 from otp_service.usecases.tenants import Tenants
 from otp_service.usecases.verifications import Verifications
@@ -119,6 +120,7 @@ class UseCases:
     idempotency: Idempotency
     expiries: Expiries
     fallbacks: Fallbacks
+    sandbox: SandboxCarrier
     fraud: FraudGuard
     stats: Stats
 
@@ -139,10 +141,20 @@ def use_cases_over(
     store = VerificationStore(redis, work)
     tenant_store = TenantStore(redis, work)
     optouts = OptOutStore(redis)
+    webhooks = TelnyxWebhooks(
+        store=store,
+        optouts=optouts,
+        public_key=settings.telnyx_public_key,
+        clock=clock,
+        rng=rng,
+        metrics=metrics,
+    )
+    sandbox = SandboxCarrier(receipts=webhooks, clock=clock, rng=rng)
     delivery = Delivery(
         store=store,
         optouts=optouts,
         telnyx=telnyx,
+        sandbox=sandbox,
         clock=clock,
         rng=rng,
         metrics=metrics,
@@ -165,14 +177,8 @@ def use_cases_over(
             # A first send is one Telnyx request per sender, each retried once at most.
             first_send_ms=int(4 * settings.telnyx_timeout_seconds * 1000) + 1000,
         ),
-        webhooks=TelnyxWebhooks(
-            store=store,
-            optouts=optouts,
-            public_key=settings.telnyx_public_key,
-            clock=clock,
-            rng=rng,
-            metrics=metrics,
-        ),
+        webhooks=webhooks,
+        sandbox=sandbox,
         idempotency=Idempotency(store),
         expiries=Expiries(store=store, clock=clock, rng=rng),
         fallbacks=Fallbacks(
@@ -242,6 +248,7 @@ async def open_services(
             ),
             expiries=cases.expiries,
             fallbacks=cases.fallbacks,
+            sandbox=cases.sandbox,
             clock=clock,
             metrics=metrics,
             lease_ms=int(settings.job_lease_seconds * 1000),

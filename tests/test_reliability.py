@@ -261,6 +261,7 @@ async def test_a_stalled_worker_is_reported(monkeypatch: pytest.MonkeyPatch) -> 
         events=unused,
         expiries=unused,
         fallbacks=unused,
+        sandbox=unused,
         clock=SystemClock(),
         metrics=metrics,
         lease_ms=1000,

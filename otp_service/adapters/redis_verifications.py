@@ -17,7 +17,7 @@ from redis.commands.core import AsyncScript
 
 from otp_service.adapters import redis_keys as keys
 from otp_service.adapters.redis_scripts import load_script, text, translated
-from otp_service.adapters.redis_work import WorkQueue
+from otp_service.adapters.redis_work import SandboxReceiptJob, WorkQueue
 from otp_service.core.fraud import PrefixStats
 from otp_service.core.limits import DAY_MS, Rule
 from otp_service.core.model import Message, SenderType, Verification, VerificationStatus
@@ -367,12 +367,14 @@ class VerificationStore:
         now_ms: int,
         event_id: str,
         silence_ms: int | None,
+        sandbox_receipts: SandboxReceiptJob | None = None,
     ) -> None:
         """Append a send attempt; ``fail`` ends the verification as ``failed``.
 
         A message Telnyx took gets its pointer first
         (so receipts find the verification), and the receipts that came before the pointer
         are applied as the message is appended; ``silence_ms`` sets its silence timer.
+        A sandbox message's scripted receipts are queued with it (``sandbox_receipts``).
         """
         kept: list[_KeptReceipt] = []
         if message.id is not None:
@@ -398,6 +400,7 @@ class VerificationStore:
                 event_id,
                 "" if silence_ms is None else silence_ms,
                 _encoder.encode(kept),
+                b"" if sandbox_receipts is None else _encoder.encode(sandbox_receipts),
             ],
         )
 

@@ -1,10 +1,11 @@
 """Tenants' outboxes of follow-up work, and the hints that lead workers to them.
 
 Every change that needs work later (a tenant event to post, an expiry to record, a fallback
-to send) writes the job in the same Lua script as the change, into the tenant's outbox
-(``redis_keys.outbox``): the change and its follow-up are stored together or not at all.
-A job is leased to one worker at a time; a worker that dies leaves its lease to run out,
-and the job is taken again (``work_lease.lua``), so work survives crashes and restarts.
+to send, a sandbox number's receipt to report) writes the job in the same Lua script as the
+change, into the tenant's outbox (``redis_keys.outbox``): the change and its follow-up are
+stored together or not at all. A job is leased to one worker at a time; a worker that dies
+leaves its lease to run out, and the job is taken again (``work_lease.lua``), so work
+survives crashes and restarts.
 
 Workers find outboxes with due work through hints: ``HINT_SHARDS`` sorted sets of tenant
 ids scored by when to look. A writer lowers its tenant's hint after its script; a worker
@@ -26,6 +27,7 @@ from redis.asyncio import Redis
 from otp_service.adapters import redis_keys as keys
 from otp_service.adapters.redis_scripts import load_script, text, translated
 from otp_service.core.fraud import Block
+from otp_service.core.sandbox import ScriptedReceipt
 
 IDLE_REVISIT_MS: Final = 60_000
 """A tenant with nothing due is looked at again after this long (see the module docstring)."""
@@ -57,7 +59,16 @@ class FallbackJob(msgspec.Struct, frozen=True, kw_only=True, tag="fallback", tag
     reason: Literal["failed", "silent"]
 
 
-Job = EventJob | ExpiryJob | FallbackJob
+class SandboxReceiptJob(
+    msgspec.Struct, frozen=True, kw_only=True, tag="sandbox_receipt", tag_field="kind"
+):
+    """Report a sandbox message's scripted receipts as each falls due (``core/sandbox.py``)."""
+
+    message_id: str
+    receipts: list[ScriptedReceipt]
+
+
+Job = EventJob | ExpiryJob | FallbackJob | SandboxReceiptJob
 
 
 class LeasedJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +81,7 @@ class LeasedJob(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _encoder: Final = msgspec.json.Encoder()
-_decoder: Final = msgspec.json.Decoder(EventJob | ExpiryJob | FallbackJob)
+_decoder: Final = msgspec.json.Decoder(Job)
 
 
 def _decode(raw: str) -> Job | None:

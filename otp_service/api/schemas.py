@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta
 
+from otp_service.core import sandbox
 from otp_service.core.limits import RateLimitKeys
 from otp_service.core.model import Tenant, TenantSettings
 from otp_service.core.views import BlockOut, rfc3339
@@ -24,8 +25,9 @@ PhoneNumber = Annotated[
     str,
     Meta(
         description="E.164: '+', the country code and the number, digits only. It must also "
-        "be a valid number by libphonenumber's metadata: anything else is 422 "
-        "`invalid_phone_number`, whose `detail` says what is wrong.",
+        "be a valid number by libphonenumber's metadata (unless it is one of the tenant's "
+        "`sandbox_numbers`): anything else is 422 `invalid_phone_number`, whose `detail` "
+        "says what is wrong.",
         # Documented, not enforced by the decoder: the service's own check answers every
         # malformed number with API.md's `invalid_phone_number` and a detail that says why.
         extra_json_schema={"pattern": E164_PATTERN},
@@ -53,7 +55,8 @@ class StartVerificationBody(_Request):
 
     The destination's country must be in the tenant's `allowed_countries` and have a sender
     chain (its own or `default`), else 403 `destination_not_allowed`; with the tenant's
-    `reject_landlines`, a fixed-line number is 422 `unsupported_number_type`.
+    `reject_landlines`, a fixed-line number is 422 `unsupported_number_type`. One of the
+    tenant's `sandbox_numbers` never reaches Telnyx: it plays its scripted outcome.
     """
 
     phone_number: PhoneNumber
@@ -70,7 +73,12 @@ class StartVerificationBody(_Request):
     code_length: (
         Annotated[
             int,
-            Meta(ge=4, le=10, description="Digits in the code; the tenant's `code_length` if null"),
+            Meta(
+                ge=4,
+                le=10,
+                description="Digits in the code; the tenant's `code_length` if null (a "
+                "sandbox number's `fixed_code` sets it)",
+            ),
         ]
         | None
     ) = None
@@ -134,8 +142,9 @@ class StatsRowOut(msgspec.Struct, kw_only=True):
     sender_type: Annotated[
         str,
         Meta(
-            description="A sender type of the tenant's chains: the route (first sender) for "
-            "`started`, `approved` and `blocked`, the sender that sent for the others"
+            description="A sender type of the tenant's chains (`sandbox` for its sandbox "
+            "numbers): the route (first sender) for `started`, `approved` and `blocked`, the "
+            "sender that sent for the others"
         ),
     ]
     started: Annotated[
@@ -206,6 +215,13 @@ class TenantOut(msgspec.Struct, kw_only=True):
     settings: TenantSettings
     created_at: str
     updated_at: str
+    warnings: Annotated[
+        list[str],
+        Meta(
+            description="What the operator should know about these settings, e.g. that a "
+            "sandbox number's `fixed_code` is a password for that number"
+        ),
+    ]
 
 
 class ApiKeyCreatedOut(msgspec.Struct, kw_only=True):
@@ -239,4 +255,5 @@ def tenant_out(tenant: Tenant) -> TenantOut:
         settings=tenant.settings,
         created_at=rfc3339(tenant.created_at),
         updated_at=rfc3339(tenant.updated_at),
+        warnings=sandbox.warnings(tenant.settings.sandbox_numbers),
     )

@@ -203,8 +203,8 @@ class OptOutController(Controller):
         phone_number: Annotated[
             str,
             PathParameter(
-                description="E.164, e.g. `+447400123456`; anything but a valid number is "
-                "422 `invalid_phone_number`",
+                description="E.164, e.g. `+447400123456`; anything but a valid number (or "
+                "one of the tenant's `sandbox_numbers`) is 422 `invalid_phone_number`",
                 # Documented only, like the body fields: the service's own check answers.
                 schema_extra={"pattern": E164_PATTERN},
             ),

@@ -14,6 +14,7 @@ from msgspec import Meta
 
 from otp_service.core.fraud import FraudGuardMode, FraudSettings
 from otp_service.core.limits import LimitSettings
+from otp_service.core.sandbox import MAX_SANDBOX_NUMBERS, SandboxNumber, SandboxScript
 from otp_service.core.urls import MAX_EVENT_URL_LENGTH
 
 
@@ -24,6 +25,10 @@ class SenderType(enum.StrEnum):
     SHORT_CODE = "short_code"
     ALPHANUMERIC_SENDER_ID = "alphanumeric_sender_id"
     NUMBER_POOL = "number_pool"
+    SANDBOX = "sandbox"
+    """Not a Telnyx sender: the service playing the carrier for a tenant's sandbox numbers.
+
+    It is never configured in a chain; a listed number's chain is this sender alone."""
 
 
 class VerificationStatus(enum.StrEnum):
@@ -43,7 +48,8 @@ class Sender(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     `from` by `type`: a `long_code` is a valid E.164 number; a `short_code` is 5 or 6
     digits; an `alphanumeric_sender_id` is 3 to 11 letters, digits or spaces, not all
     digits, and cannot send to US, CA or PR; a `number_pool` has no `from`. Alphanumeric
-    senders and number pools need the tenant's `messaging_profile_id`.
+    senders and number pools need the tenant's `messaging_profile_id`. `sandbox` is not a
+    type to configure: it marks the sends to the tenant's `sandbox_numbers`.
     """
 
     type: SenderType
@@ -62,7 +68,8 @@ class TenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     is never empty; when `default` holds an alphanumeric sender, US, CA and PR need a
     chain of their own unless `allowed_countries` leaves them out; `*` in
     `allowed_countries` stands alone; `events_webhook_url` is `https` and does not resolve
-    to a loopback, private or link-local address (unless the operator allows it).
+    to a loopback, private or link-local address (unless the operator allows it); a sandbox
+    number's `fixed_code` has `code_length` digits.
     """
 
     brand: (
@@ -140,6 +147,14 @@ class TenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         ]
         | None
     ) = None
+    sandbox_numbers: Annotated[
+        dict[SandboxNumber, SandboxScript],
+        Meta(
+            max_length=MAX_SANDBOX_NUMBERS,
+            description="Numbers that never reach Telnyx, each with a scripted outcome (see "
+            "README, Sandbox numbers); fictional numbers are accepted when listed",
+        ),
+    ] = msgspec.field(default_factory=dict)
 
 
 class Tenant(msgspec.Struct, frozen=True, kw_only=True):

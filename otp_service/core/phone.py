@@ -54,6 +54,36 @@ def parse_e164(raw: str) -> PhoneNumber:
     )
 
 
+def parse_fictional(raw: str) -> PhoneNumber:
+    """Parse an E.164-shaped number that need not exist: its country is its calling code's.
+
+    A tenant's sandbox numbers may be fictional (+1 555 01XX, which libphonenumber calls
+    invalid): nothing is ever sent to them, yet limits, stats and the fraud guard need a
+    country, taken from the calling code's main region (US for +1).
+
+    Raises:
+        InvalidPhoneNumber: not E.164-shaped, or a calling code of no country.
+    """
+    if not _E164.fullmatch(raw):
+        raise InvalidPhoneNumber(
+            "phone_number must be E.164: '+', the country code and the number, digits only"
+        )
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(f"phone_number cannot be parsed: {exc}") from exc
+    calling_code = int(parsed.country_code or 0)
+    region = phonenumbers.region_code_for_country_code(calling_code)
+    if len(region) != 2 or region == phonenumbers.UNKNOWN_REGION:  # noqa: PLR2004  ("001")
+        raise InvalidPhoneNumber("phone_number belongs to no country")
+    return PhoneNumber(
+        e164=raw,
+        country=region,
+        number_type=PhoneNumberType.UNKNOWN,
+        calling_code=calling_code,
+    )
+
+
 def valid_e164(raw: str) -> str | None:
     """Return ``raw`` when ``parse_e164`` accepts it, else ``None`` (for lookups, not input)."""
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from otp_service.core import sandbox
 from otp_service.core.model import Sender, SenderType, TenantSettings
 from otp_service.core.phone import valid_e164
 
@@ -24,6 +25,19 @@ def chain_for(settings: TenantSettings, country: str) -> list[Sender]:
     return settings.senders.get(country) or settings.senders.get("default") or []
 
 
+SANDBOX_SENDER = Sender(type=SenderType.SANDBOX)
+"""The one sender of a sandbox number: the service itself, never Telnyx."""
+
+
+def route(settings: TenantSettings, e164: str, country: str) -> list[Sender]:
+    """Return the senders a code to ``e164`` goes through.
+
+    A listed sandbox number has the sandbox alone (it never reaches Telnyx, and has no
+    fallback); any other number has ``chain_for`` its country.
+    """
+    return [SANDBOX_SENDER] if e164 in settings.sandbox_numbers else chain_for(settings, country)
+
+
 def country_allowed(settings: TenantSettings, country: str) -> bool:
     """Tell whether the tenant's ``allowed_countries`` admit ``country``."""
     return "*" in settings.allowed_countries or country in settings.allowed_countries
@@ -31,6 +45,8 @@ def country_allowed(settings: TenantSettings, country: str) -> bool:
 
 def _sender_problem(sender: Sender, country: str) -> str | None:
     source = sender.from_
+    if sender.type is SenderType.SANDBOX:
+        return "sandbox is not a sender to configure: list the numbers in sandbox_numbers"
     if sender.type is SenderType.NUMBER_POOL:
         return "a number_pool sender takes no 'from'" if source is not None else None
     if source is None:
@@ -86,4 +102,5 @@ def settings_problems(settings: TenantSettings) -> list[dict[str, str]]:
         )
     if "*" in settings.allowed_countries and len(settings.allowed_countries) > 1:
         problems.append({"field": "settings.allowed_countries", "message": "'*' must stand alone"})
+    problems.extend(sandbox.problems(settings.sandbox_numbers, settings.code_length))
     return problems

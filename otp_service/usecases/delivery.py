@@ -8,6 +8,9 @@ stops too. A Telnyx that could not be reached moves on only when the request pro
 never left; after a timeout the SMS may be on its way, and a second sender would send a
 second code. When the chain is used up, the verification fails (for a start or a
 fallback; a refused resend leaves a verification whose earlier codes still work).
+
+A tenant's sandbox number has one sender, the sandbox carrier (``usecases/sandbox.py``),
+which answers in Telnyx's stead; the rest of the walk is the same.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import random
 
 from otp_service.adapters.redis_optouts import OptOut, OptOutStore, profile_scope
 from otp_service.adapters.redis_verifications import VerificationStore
+from otp_service.adapters.redis_work import SandboxReceiptJob
 from otp_service.adapters.telnyx import OutboundSms, SentMessage, TelnyxClient
 from otp_service.clock import Clock
 from otp_service.core import phone, senders, sms
@@ -25,6 +29,7 @@ from otp_service.core.model import Message, Sender, Tenant, Verification
 from otp_service.core.telnyx_errors import Reaction, reaction_to
 from otp_service.errors import ProviderError, ProviderUnavailable, RecipientOptedOut
 from otp_service.metrics import Metrics
+from otp_service.usecases.sandbox import SandboxCarrier
 
 log = logging.getLogger("otp_service.usecases.delivery")
 
@@ -44,6 +49,7 @@ class Delivery:
         store: VerificationStore,
         optouts: OptOutStore,
         telnyx: TelnyxClient,
+        sandbox: SandboxCarrier,
         clock: Clock,
         rng: random.Random,
         metrics: Metrics,
@@ -52,6 +58,7 @@ class Delivery:
         self._store = store
         self._optouts = optouts
         self._telnyx = telnyx
+        self._sandbox = sandbox
         self._clock = clock
         self._rng = rng
         self._metrics = metrics
@@ -75,7 +82,7 @@ class Delivery:
             ProviderUnavailable: Telnyx could not be reached by any remaining sender, or
                 timed out after the request left (the SMS may still arrive).
         """
-        chain = senders.chain_for(tenant.settings, verification.country)
+        chain = senders.route(tenant.settings, verification.phone_number, verification.country)
         text = sms.render_text(
             code,
             brand=tenant.settings.brand or tenant.name,
@@ -87,15 +94,7 @@ class Delivery:
             sender = chain[position]
             last = position == len(chain) - 1
             try:
-                sent = await self._telnyx.send(
-                    OutboundSms(
-                        sender=sender,
-                        to=verification.phone_number,
-                        text=text,
-                        messaging_profile_id=tenant.settings.messaging_profile_id,
-                        webhook_url=self._webhook_url,
-                    )
-                )
+                sent, receipts = await self._transmit(tenant, verification, sender, text)
             except (ProviderError, ProviderUnavailable) as exc:
                 failure = exc
             else:
@@ -107,6 +106,7 @@ class Delivery:
                     sent=sent,
                     failure=None,
                     fail=False,
+                    receipts=receipts,
                 )
             if isinstance(failure, ProviderError):
                 reaction = reaction_to(failure.error_codes)
@@ -146,6 +146,26 @@ class Delivery:
             await self._store.fail(verification, self._clock.now_ms(), new_id("evt", self._rng))
         raise refused or ProviderError("no sender is left to try", verification_id=verification.id)
 
+    async def _transmit(
+        self, tenant: Tenant, verification: Verification, sender: Sender, text: str
+    ) -> tuple[SentMessage, SandboxReceiptJob | None]:
+        """Hand one SMS to Telnyx, or to the sandbox carrier when the number is a sandbox one.
+
+        The check is on the number itself, not on the sender: a listed number never
+        reaches Telnyx, whatever chain a send was planned with.
+        """
+        script = tenant.settings.sandbox_numbers.get(verification.phone_number)
+        if script is not None:
+            return self._sandbox.send(script)
+        sms = OutboundSms(
+            sender=sender,
+            to=verification.phone_number,
+            text=text,
+            messaging_profile_id=tenant.settings.messaging_profile_id,
+            webhook_url=self._webhook_url,
+        )
+        return await self._telnyx.send(sms), None
+
     async def _record(
         self,
         tenant: Tenant,
@@ -156,6 +176,7 @@ class Delivery:
         sent: SentMessage | None,
         failure: ProviderError | ProviderUnavailable | None,
         fail: bool,
+        receipts: SandboxReceiptJob | None = None,
     ) -> Message:
         now = self._clock.now_ms()
         message = Message(
@@ -176,6 +197,7 @@ class Delivery:
             now_ms=now,
             event_id=new_id("evt", self._rng),
             silence_ms=None if timeout is None else timeout * 1000,
+            sandbox_receipts=receipts,
         )
         outcome = (
             "sent"

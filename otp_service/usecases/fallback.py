@@ -28,7 +28,7 @@ from otp_service.adapters.redis_work import FallbackJob
 from otp_service.clock import Clock
 from otp_service.core.codes import generate_code
 from otp_service.core.model import VerificationStatus
-from otp_service.core.senders import chain_for
+from otp_service.core.senders import route
 from otp_service.errors import OtpError, StoreUnavailable
 from otp_service.hashing_pool import HashingPool
 from otp_service.usecases.delivery import Delivery
@@ -69,7 +69,7 @@ class Fallbacks:
         if verification is None or verification.status is not VerificationStatus.PENDING:
             return
         silent = job.reason == "silent"
-        chain = chain_for(tenant.settings, verification.country)
+        chain = route(tenant.settings, verification.phone_number, verification.country)
         latest = verification.messages[-1] if verification.messages else None
         earlier_may_arrive = any(m.status in MAY_ARRIVE for m in verification.messages[:-1])
         if silent and (latest is None or latest.position + 1 >= len(chain)):

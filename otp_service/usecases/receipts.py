@@ -20,7 +20,7 @@ import random
 from typing import Final
 
 from otp_service.adapters.redis_optouts import OptOut, OptOutStore, profile_scope
-from otp_service.adapters.redis_verifications import VerificationStore
+from otp_service.adapters.redis_verifications import ReceiptOutcome, VerificationStore
 from otp_service.adapters.telnyx_webhook import (
     DeliveryEvent,
     InboundEvent,
@@ -78,15 +78,18 @@ class TelnyxWebhooks:
         if not isinstance(event, DeliveryEvent):
             self._count("other", "ignored")
             return
-        outcome = await self._store.apply_receipt(
-            event.message_id,
-            event.status,
-            event.error_codes,
-            self._clock.now_ms(),
-            new_id("evt", self._rng),
-        )
-        log.info("receipt message=%s status=%s outcome=%s", event.message_id, event.status, outcome)
+        outcome = await self.apply(event.message_id, event.status, event.error_codes)
         self._count(event.event_type, outcome)
+
+    async def apply(
+        self, message_id: str, status: str, error_codes: tuple[str, ...]
+    ) -> ReceiptOutcome:
+        """Apply a delivery receipt: Telnyx's, or one the sandbox plays for a sandbox number."""
+        outcome = await self._store.apply_receipt(
+            message_id, status, error_codes, self._clock.now_ms(), new_id("evt", self._rng)
+        )
+        log.info("receipt message=%s status=%s outcome=%s", message_id, status, outcome)
+        return outcome
 
     async def _inbound(self, event: InboundEvent) -> None:
         """Apply an opt-out keyword; count (and otherwise ignore) every other inbound text.

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import logging
 import random
 from typing import Final
 
@@ -22,9 +23,12 @@ from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.clock import Clock
 from otp_service.core.ids import new_id
 from otp_service.core.model import ApiKey, Tenant, TenantSettings
+from otp_service.core.phone import mask
 from otp_service.core.senders import settings_problems
 from otp_service.core.urls import InvalidEventUrl, event_url_problem, parse_event_url
 from otp_service.errors import InvalidInput, NotFound, Unauthorized, split_validation_message
+
+log = logging.getLogger("otp_service.usecases.tenants")
 
 KEY_PREFIX: Final = "otpk_"
 _SHOWN_PREFIX: Final = 12
@@ -64,6 +68,17 @@ class Tenants:
             raise InvalidInput("the tenant settings are invalid", problems)
         return settings
 
+    @staticmethod
+    def _warn(tenant: Tenant) -> None:
+        """Log what the admin API's ``warnings`` say, where operators watch (numbers masked)."""
+        for number, script in tenant.settings.sandbox_numbers.items():
+            if script.fixed_code is not None:
+                log.warning(
+                    "tenant=%s sandbox number %s has a fixed code: it is a password for it",
+                    tenant.id,
+                    mask(number),
+                )
+
     def digest(self, key: str) -> str:
         """Return the keyed hash under which an API key is stored."""
         return hmac.new(self._pepper, key.encode(), hashlib.sha256).hexdigest()
@@ -83,6 +98,7 @@ class Tenants:
             updated_at=now,
         )
         await self._store.create(tenant)
+        self._warn(tenant)
         return tenant
 
     async def get(self, tenant_id: str) -> Tenant:
@@ -129,6 +145,8 @@ class Tenants:
         updated = await self._store.update(tenant_id, change)
         if updated is None:
             raise NotFound("no such tenant", "tenant_not_found")
+        if "sandbox_numbers" in changes:
+            self._warn(updated)
         return updated
 
     async def create_key(self, tenant_id: str) -> tuple[ApiKey, str]:

@@ -46,7 +46,7 @@ from otp_service.adapters.redis_verifications import (
     VerificationStore,
 )
 from otp_service.clock import Clock
-from otp_service.core import codes, fraud, limits, phone, senders
+from otp_service.core import codes, fraud, limits, phone, sandbox, senders
 from otp_service.core.fraud import FraudGuardMode
 from otp_service.core.ids import new_id
 from otp_service.core.model import (
@@ -148,11 +148,13 @@ class Verifications:
             RecipientOptedOut, ProviderError, ProviderUnavailable: Telnyx did not send.
         """
         settings = tenant.settings
-        number = phone.parse_e164(request.phone_number)
+        number = sandbox.parse_number(request.phone_number, settings.sandbox_numbers)
+        script = settings.sandbox_numbers.get(number.e164)
         if not senders.country_allowed(settings, number.country):
             raise DestinationNotAllowed(f"sending to {number.country} is not allowed")
-        phone.check_number_type(number, reject_landlines=settings.reject_landlines)
-        chain = senders.chain_for(settings, number.country)
+        if script is None:  # a sandbox number plays its script whatever its type
+            phone.check_number_type(number, reject_landlines=settings.reject_landlines)
+        chain = senders.route(settings, number.e164, number.country)
         if not chain:
             raise DestinationNotAllowed(f"no sender is configured for {number.country}")
         if await self._optouts.get(opt_out_scope(tenant), number.e164) is not None:
@@ -161,8 +163,12 @@ class Verifications:
         now = self._clock.now_ms()
         for _ in range(_START_TRIES):
             seen = await self._store.pending_snapshot(tenant.id, number.e164, now)
-            draft = self._draft(tenant, request, number, now, seen)
-            code = codes.generate_code(self._rng, draft.code_length)
+            fixed = script.fixed_code if script else None
+            draft = self._draft(tenant, request, number, now, seen, fixed_code=fixed)
+            if fixed is None or len(fixed) != draft.code_length:
+                code = codes.generate_code(self._rng, draft.code_length)
+            else:
+                code = fixed
             code_hash = await self._hashing.hash(draft.id, code)
             event_id = new_id("evt", self._rng)
             result = await self._store.start(
@@ -261,12 +267,19 @@ class Verifications:
         number: phone.PhoneNumber,
         now: int,
         seen: PendingSnapshot | None,
+        *,
+        fixed_code: str | None,
     ) -> Verification:
+        """The verification a start would create (or the pending one it would resend).
+
+        A sandbox number's fixed code sets the length of a new verification's codes.
+        """
         settings = tenant.settings
         if seen is not None and seen.live:
             ident, length = seen.id, seen.code_length
         else:
-            ident, length = new_id("ver", self._rng), request.code_length or settings.code_length
+            length = len(fixed_code) if fixed_code else request.code_length or settings.code_length
+            ident = new_id("ver", self._rng)
         return Verification(
             id=ident,
             tenant_id=tenant.id,
@@ -293,7 +306,7 @@ class Verifications:
         Raises:
             InvalidPhoneNumber: a malformed number.
         """
-        number = phone.parse_e164(phone_number)
+        number = sandbox.parse_number(phone_number, tenant.settings.sandbox_numbers)
         return number.e164, await self._optouts.get(opt_out_scope(tenant), number.e164)
 
     async def get(self, tenant: Tenant, verification_id: str) -> Verification:
@@ -406,7 +419,7 @@ class Verifications:
             InvalidPhoneNumber: a malformed number.
             NotFound: no verification is pending for the number.
         """
-        number = phone.parse_e164(phone_number)
+        number = sandbox.parse_number(phone_number, tenant.settings.sandbox_numbers)
         verification_id = await self._store.pending_id(tenant.id, number.e164)
         if verification_id is None:
             raise NotFound("no verification is pending for this number", "verification_not_found")

@@ -2,7 +2,8 @@
 
 It finds tenants with due work through the hint shards (``adapters/redis_work.py``), visits
 each in a task of its own (so one tenant's slow endpoint delays nobody else), leases the
-tenant's due jobs and runs each: posting an event, recording an expiry, sending a fallback.
+tenant's due jobs and runs each: posting an event, recording an expiry, sending a fallback,
+reporting a sandbox number's receipt.
 A job that raises is logged with its traceback and tried again later; a job that cannot be
 read is logged and dropped; Redis errors make the loop back off and go on. Nothing a job or
 Redis does ends the loop, and ``stalled`` (behind ``/health/ready``) and the
@@ -27,6 +28,7 @@ from otp_service.adapters.redis_work import (
     FallbackJob,
     Job,
     LeasedJob,
+    SandboxReceiptJob,
     WorkQueue,
 )
 from otp_service.clock import Clock
@@ -35,6 +37,7 @@ from otp_service.metrics import Metrics
 from otp_service.usecases.events import EventDelivery
 from otp_service.usecases.expiries import Expiries
 from otp_service.usecases.fallback import Fallbacks
+from otp_service.usecases.sandbox import SandboxCarrier
 
 log = logging.getLogger("otp_service.usecases.worker")
 
@@ -56,6 +59,8 @@ def _kind(job: Job | None) -> str:
             return "expiry"
         case FallbackJob():
             return "fallback"
+        case SandboxReceiptJob():
+            return "sandbox_receipt"
         case _:
             return "unreadable"
 
@@ -70,6 +75,7 @@ class Worker:
         events: EventDelivery,
         expiries: Expiries,
         fallbacks: Fallbacks,
+        sandbox: SandboxCarrier,
         clock: Clock,
         metrics: Metrics,
         lease_ms: int,
@@ -79,6 +85,7 @@ class Worker:
         self._events = events
         self._expiries = expiries
         self._fallbacks = fallbacks
+        self._sandbox = sandbox
         self._clock = clock
         self._metrics = metrics
         self._lease_ms = lease_ms
@@ -229,6 +236,8 @@ class Worker:
             case FallbackJob():
                 await self._fallbacks.handle(tenant_id, job)
                 return None
+            case SandboxReceiptJob():
+                return await self._sandbox.report(job)
             case _:
                 log.error(
                     "worker: job %s of tenant %s is unreadable; dropped", leased.member, tenant_id

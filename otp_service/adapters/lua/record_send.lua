@@ -13,7 +13,9 @@
 -- ARGV[4] how long an ended verification stays readable, ms  ARGV[5] event id (of the
 -- `message.status` of a sent message, or the `verification.failed` of a refused one: never both)
 -- ARGV[6] delivery timeout, ms ('' for none)  ARGV[7] JSON array of receipts kept by the
--- message's pointer before it existed ({status, error_codes, at})
+-- message's pointer before it existed ({status, error_codes, at})  ARGV[8] a sandbox
+-- message's receipts job (redis_work.SandboxReceiptJob JSON, due now; '' for none), queued
+-- with the message so that a restart never loses its scripted receipts
 -- returns {hint, 'ended'} when this call failed the verification, else {hint, its status}
 -- ({hint, 'missing'} if gone)
 if redis.call('EXISTS', KEYS[1]) == 0 then return {HINT, 'missing'} end
@@ -41,6 +43,7 @@ if message['id'] ~= cjson.null then
     want_fallback(box, v[3], message['id'], 'silent', now + tonumber(ARGV[6]))
   end
 end
+if ARGV[8] ~= '' then add_job(box, 'sbx:' .. message['id'], now, ARGV[8]) end
 table.insert(messages, message)
 local sender_type = message['sender_type']
 redis.call('HSET', KEYS[1], 'messages', cjson.encode(messages))
