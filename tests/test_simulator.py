@@ -534,6 +534,9 @@ async def test_the_inbox_lists_sends_oldest_first_and_filters_by_number(
         "error_codes": [],
         "received_at": to_one[0]["received_at"],
         "webhook_url": None,
+        "code": "123456",
+        "held": False,
+        "outcome": None,
     }
     (await api.delete("/_sim/messages")).raise_for_status()
     assert (await api.get("/_sim/messages")).json() == []
