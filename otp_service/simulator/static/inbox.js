@@ -190,28 +190,32 @@
       m.held ? el("span", { class: "held", text: "held: waiting for your answer" }) : null,
       m.outcome === "late" && state !== "delivered" ? el("span", { class: "held", text: "delivering late…" }) : null,
       m.outcome === "silent" ? el("span", { text: "silent: no receipt will come" }) : null,
+      m.outcome === "failed" || m.outcome === "delivered" ? el("span", { text: "answered from this page" }) : null,
       m.messaging_profile_id ? el("span", { text: `profile ${m.messaging_profile_id.slice(0, 8)}…` }) : null,
     );
     card.append(meta);
-    const actions = el("div", { class: "actions", role: "group", "aria-label": "Answer as the carrier" });
-    const answer = (outcome, label, cls) =>
-      el("button", {
-        type: "button",
-        class: cls,
-        "data-key": `${outcome}:${m.id}`,
-        "data-outcome": outcome,
-        disabled: !m.held,
-        text: label,
-        onclick: () => report(m, outcome),
-      });
-    actions.append(
-      el("span", { class: "muted", text: m.held ? "Carrier:" : "Carrier answered" }),
-      answer("delivered", "Delivered"),
-      answer("failed", "Delivery failed", "danger"),
-      answer("late", "Delivered late"),
-      answer("silent", "Stay silent"),
-    );
-    card.append(actions);
+    if (m.held) {
+      const answer = (outcome, label, cls) =>
+        el("button", {
+          type: "button",
+          class: cls,
+          "data-key": `${outcome}:${m.id}`,
+          "data-outcome": outcome,
+          text: label,
+          onclick: () => report(m, outcome),
+        });
+      card.append(
+        el(
+          "div",
+          { class: "actions", role: "group", "aria-label": `Answer for the message to ${m.to} as the carrier` },
+          el("span", { class: "muted", text: "Answer as the carrier:" }),
+          answer("delivered", "Delivered"),
+          answer("failed", "Delivery failed", "danger"),
+          answer("late", `Delivered late (${lateSeconds()} s)`),
+          answer("silent", "Stay silent"),
+        ),
+      );
+    }
     return card;
   }
 
@@ -249,9 +253,13 @@
     }
   }
 
+  function lateSeconds() {
+    return Math.max(0, Math.min(600, Math.round(Number($("late").value) || 0)));
+  }
+
   async function report(m, outcome) {
     const body = { outcome };
-    if (outcome === "late") body.delay_seconds = Math.max(0, Math.min(600, Number($("late").value) || 0));
+    if (outcome === "late") body.delay_seconds = lateSeconds();
     try {
       await call("POST", `/_sim/messages/${encodeURIComponent(m.id)}/report`, body);
       toast(`${m.to}: ${outcome === "failed" ? "delivery failed" : outcome}`);
@@ -320,6 +328,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     $("search").addEventListener("input", render);
+    $("late").addEventListener("change", render);
     $("hold").addEventListener("change", async (event) => {
       try {
         await call("POST", "/_sim/hold", { hold: event.target.checked });
