@@ -122,7 +122,7 @@ async def test_the_inbox_page_answers_as_a_phone_and_a_carrier(
 
     # A held message reported undelivered: the service falls back to the long code.
     await page.get_by_role("switch", name="Hold receipts").check()
-    await expect(page.get_by_role("switch", name="Hold receipts")).to_be_checked()
+    await expect(page.locator("#toast")).to_have_text("New messages are held for your answer")
     other = fresh_number()
     assert (await start(tenant.client, other)).status_code == 201
     await open_thread(page, other)
@@ -130,6 +130,7 @@ async def test_the_inbox_page_answers_as_a_phone_and_a_carrier(
     await expect(first).to_contain_text("held: waiting for your answer", timeout=WAIT_MS)
     await expect(first.locator(".code")).to_be_visible()
     await page.get_by_role("switch", name="Hold receipts").uncheck()
+    await expect(page.locator("#toast")).to_have_text("New messages are delivered")
     await first.get_by_role("button", name="Delivery failed").click()
     cards = page.locator("#thread-items .card")
     await expect(cards).to_have_count(2, timeout=WAIT_MS)
