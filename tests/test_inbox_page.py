@@ -111,8 +111,15 @@ async def test_the_inbox_page_answers_as_a_phone_and_a_carrier(
     )
     assert check.json()["status"] == "approved", check.text
 
-    # STOP from the phone: the service records it, and the next start is refused.
-    await page.locator("#thread-head").get_by_role("button", name="STOP").click()
+    # The search by number (spaces allowed) narrows the list to the number.
+    await page.get_by_label("Search by number").fill(f"{number[:3]} {number[3:7]} {number[7:]}")
+    await expect(page.locator("#number-list button")).to_have_count(1)
+    await expect(page.locator("#number-list button")).to_have_attribute("data-number", number)
+    await page.get_by_label("Search by number").fill("")
+
+    # STOP from the phone (by keyboard): the service records it, the next start is refused.
+    await page.locator("#thread-head").get_by_role("button", name="STOP").focus()
+    await page.keyboard.press("Enter")
     reply = page.locator("#thread-items .reply").first
     await expect(reply).to_contain_text("webhook delivered", timeout=WAIT_MS)
     refused = await start(tenant.client, number)
