@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8001)
     sim.add_argument("--webhook-url", default=None, help="where webhooks go by default")
     sim.add_argument(
+        "--messaging-profile-id",
+        default=None,
+        help="profile of inbound messages when no send to the handset named one",
+    )
+    sim.add_argument(
         "--signing-seed",
         default=os.environ.get("SIMULATOR_SIGNING_SEED"),
         help="base64 32-byte Ed25519 seed (default: SIMULATOR_SIGNING_SEED, else random)",
@@ -197,7 +202,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_simulator(
             args.host,
             args.port,
-            SimulatorConfig(signing_seed=seed, default_webhook_url=args.webhook_url),
+            SimulatorConfig(
+                signing_seed=seed,
+                default_webhook_url=args.webhook_url,
+                messaging_profile_id=args.messaging_profile_id,
+            ),
         )
         return
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from otp_service.adapters.telnyx_webhook import (
 from otp_service.core.model import Sender, SenderType
 from otp_service.errors import ProviderError, ProviderUnavailable
 from otp_service.simulator import SimulatorConfig, create_simulator_app
+from otp_service.simulator.inbox import events
 from otp_service.simulator.spec import TelnyxSpec
-from otp_service.simulator.state import POOL_NUMBER
+from otp_service.simulator.state import POOL_NUMBER, SimulatorState
 from tests.servers import serve
 
 SEED = bytes(range(100, 132))
@@ -133,6 +135,7 @@ async def api(simulator_url: str) -> AsyncIterator[httpx.AsyncClient]:
 async def clean(api: httpx.AsyncClient, receiver: Receiver) -> None:
     for path in ("/_sim/behaviours", "/_sim/opt-outs", "/_sim/messages"):
         (await api.delete(path)).raise_for_status()
+    (await api.post("/_sim/hold", json={"hold": False})).raise_for_status()
     receiver.failures_left = 0
     receiver.hooks.clear()
 
@@ -534,6 +537,9 @@ async def test_the_inbox_lists_sends_oldest_first_and_filters_by_number(
         "error_codes": [],
         "received_at": to_one[0]["received_at"],
         "webhook_url": None,
+        "code": "123456",
+        "held": False,
+        "outcome": None,
     }
     (await api.delete("/_sim/messages")).raise_for_status()
     assert (await api.get("/_sim/messages")).json() == []
@@ -741,3 +747,180 @@ async def test_shutdown_cancels_pending_webhook_deliveries(receiver: Receiver) -
     assert sent.status_code == 200
     assert time.monotonic() - stopping < 3
     assert [h for h in receiver.hooks if h.path == "slow"] == []
+
+
+def statuses(receiver: Receiver, message_id: str) -> list[str]:
+    return [h.data["payload"]["to"][0]["status"] for h in receiver.for_message(message_id)]
+
+
+async def test_a_held_message_waits_at_sent_until_reported_failed(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """``hold`` reports message.sent only; reporting it failed finalizes it with 40008."""
+    await script(api, action="hold", times=1)
+    held_id = await send(api)
+    await eventually(lambda: statuses(receiver, held_id) == ["sent"])
+    [entry] = (await api.get("/_sim/messages")).json()
+    assert (entry["status"], entry["held"]) == ("sent", True)
+
+    answer = await api.post(f"/_sim/messages/{held_id}/report", json={"outcome": "failed"})
+
+    assert answer.status_code == 202
+    assert (answer.json()["held"], answer.json()["outcome"]) == (False, "failed")
+    await eventually(lambda: statuses(receiver, held_id) == ["sent", "delivery_failed"])
+    final = receiver.for_message(held_id)[-1].data
+    assert final["event_type"] == "message.finalized"
+    assert [e["code"] for e in final["payload"]["errors"]] == ["40008"]
+    again = await api.post(f"/_sim/messages/{held_id}/report", json={"outcome": "delivered"})
+    assert again.status_code == 409
+
+
+async def test_the_hold_switch_holds_every_new_send_until_answered(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """With hold on, sends stop at sent; late delivers after its delay, silent never reports."""
+    assert (await api.post("/_sim/hold", json={"hold": True})).json() == {"hold": True}
+    assert (await api.get("/_sim/hold")).json() == {"hold": True}
+    late_id, silent_id = await send(api), await send(api)
+    await eventually(
+        lambda: statuses(receiver, late_id) == statuses(receiver, silent_id) == ["sent"]
+    )
+
+    late = {"outcome": "late", "delay_seconds": 0.2}
+    assert (await api.post(f"/_sim/messages/{late_id}/report", json=late)).status_code == 202
+    silent = {"outcome": "silent"}
+    assert (await api.post(f"/_sim/messages/{silent_id}/report", json=silent)).status_code == 202
+
+    await eventually(lambda: statuses(receiver, late_id) == ["sent", "delivered"])
+    await asyncio.sleep(0.3)
+    assert statuses(receiver, silent_id) == ["sent"]
+    inbox = {m["id"]: (m["status"], m["outcome"]) for m in (await api.get("/_sim/messages")).json()}
+    assert inbox == {late_id: ("delivered", "late"), silent_id: ("sent", "silent")}
+
+
+async def test_reports_are_validated(api: httpx.AsyncClient) -> None:
+    """Unknown messages are 404, messages not held 409, bad outcomes and delays 400."""
+    delivered_id = await send(api)
+    unknown = await api.post("/_sim/messages/nope/report", json={"outcome": "failed"})
+    not_held = await api.post(f"/_sim/messages/{delivered_id}/report", json={"outcome": "failed"})
+    bad = [
+        await api.post(f"/_sim/messages/{delivered_id}/report", json=body)
+        for body in ({"outcome": "lost"}, {"outcome": "late", "delay_seconds": -1}, {})
+    ]
+    bad_hold = await api.post("/_sim/hold", json={"hold": "yes"})
+
+    assert (unknown.status_code, not_held.status_code) == (404, 409)
+    assert [b.status_code for b in bad] == [400, 400, 400]
+    assert bad_hold.status_code == 400
+
+
+async def test_clearing_the_behaviours_of_one_number_leaves_the_others(
+    api: httpx.AsyncClient,
+) -> None:
+    """``DELETE /_sim/behaviours?to=`` forgets that number's scripts only."""
+    other = "+447400123457"
+    await script(api, action="reject")
+    await api.post("/_sim/behaviours", json={"to": other, "action": "reject"})
+
+    (await api.delete("/_sim/behaviours", params={"to": TO})).raise_for_status()
+
+    body = VALID_BODIES["/messages/long_code"]
+    assert (await api.post("/messages/long_code", json=body)).status_code == 200
+    refused = await api.post("/messages/long_code", json={**body, "to": other})
+    assert refused.status_code == 400
+
+
+async def test_a_reply_is_sent_to_the_last_sender_with_the_numbers_profile(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """An inbound STOP naming only the handset reaches the number that texted it last,
+    with the profile of the last send that named one and that send's webhook URL."""
+    await send(api, "/messages/alphanumeric_sender_id")
+    await send(api, webhook_url=f"{receiver.url}/profile-hook")
+
+    answer = await api.post("/_sim/inbound", json={"from": TO, "text": "STOP"})
+
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["to"], answer.json()["messaging_profile_id"]) == (LONG_CODE, PROFILE)
+    (hook,) = [h for h in receiver.hooks if h.data["id"] == answer.json()["event_id"]]
+    assert hook.path == "profile-hook"
+    event = parse_event(hook.body)
+    assert isinstance(event, InboundEvent)
+    assert (event.to_number, event.messaging_profile_id) == (LONG_CODE, PROFILE)
+    nothing_sent = await api.post("/_sim/inbound", json={"from": "+447400999999", "text": "STOP"})
+    assert nothing_sent.status_code == 400
+
+
+async def test_a_reply_to_a_number_no_send_named_takes_the_configured_profile(
+    receiver: Receiver,
+) -> None:
+    """With no send to tell the number's profile, the simulator's configured one is used."""
+    config = SimulatorConfig(
+        signing_seed=SEED,
+        default_webhook_url=f"{receiver.url}/default",
+        messaging_profile_id=PROFILE,
+    )
+    with serve(create_simulator_app(config)) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            inbound = {"from": TO, "to": LONG_CODE, "text": "STOP"}
+            answer = await client.post("/_sim/inbound", json=inbound)
+    assert answer.json()["messaging_profile_id"] == PROFILE
+    (hook,) = [h for h in receiver.hooks if h.data["id"] == answer.json()["event_id"]]
+    assert hook.data["payload"]["messaging_profile_id"] == PROFILE
+
+
+async def next_event(lines: AsyncIterator[str]) -> dict[str, str]:
+    """Read one server-sent event (its fields) from a stream's lines."""
+    fields: dict[str, str] = {}
+    async for line in lines:
+        if not line:
+            if "data" in fields:
+                return fields
+            continue
+        name, _, value = line.partition(": ")
+        fields[name] = value
+    raise AssertionError("the stream ended before an event")
+
+
+async def test_the_stream_sends_a_snapshot_then_only_what_changed(api: httpx.AsyncClient) -> None:
+    """A new page gets everything; one reconnecting with its last id gets only the news."""
+    first = await send(api)
+    async with api.stream("GET", "/_sim/stream") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        snapshot = await next_event(response.aiter_lines())
+    second = await send(api)
+    headers = {"Last-Event-ID": snapshot["id"]}
+    async with api.stream("GET", "/_sim/stream", headers=headers) as response:
+        update = await next_event(response.aiter_lines())
+
+    assert snapshot["event"] == "snapshot"
+    assert [m["id"] for m in json.loads(snapshot["data"])["messages"]] == [first]
+    assert update["event"] == "update"
+    assert second in [m["id"] for m in json.loads(update["data"])["messages"]]
+    assert first not in [m["id"] for m in json.loads(update["data"])["messages"]]
+
+
+async def test_a_stream_ends_by_itself_and_starts_over_after_a_clear() -> None:
+    """Streams are short (a stopping server waits for them); a new epoch sends a snapshot."""
+    state = SimulatorState()
+    state.touch()
+    seen = f"{state.epoch}.{state.version}"
+    assert [e async for e in events(state, seen, seconds=0.05)] == []
+    state.clear_messages()
+    [again] = [e async for e in events(state, seen, seconds=0.05)]
+    assert again.event == "snapshot"
+
+
+async def test_the_inbox_page_loads_nothing_from_elsewhere(api: httpx.AsyncClient) -> None:
+    """``GET /`` and its assets come from the simulator itself: no CDN, works offline."""
+    page = await api.get("/")
+    assets = [await api.get(f"/_sim/static/{name}") for name in ("inbox.css", "inbox.js")]
+    missing = await api.get("/_sim/static/secrets.txt")
+
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert [a.status_code for a in assets] == [200, 200]
+    for text in (page.text, *(a.text for a in assets)):
+        assert not re.search(r"(src|href)=\"(https?:)?//", text)
+        assert "@import" not in text
+    assert missing.status_code == 404

@@ -7,8 +7,9 @@ OpenAPI schemas, and reports on accepted messages with signed ``message.sent`` a
 
 Beside the Telnyx API, ``/_sim/...`` endpoints script what happens to sends to a number
 (``deliver``, ``fail``, ``reject``, ``timeout``, ``silent``, ``reset``, after a delay, with
-receipts before the answer, out of order or twice), manage opt-outs, list what was sent (a
-developer inbox with the codes in it), and send inbound SMS (e.g. STOP) as webhooks.
+receipts before the answer, out of order or twice, or held for a person to answer), manage
+opt-outs, list what was sent (a developer inbox with the codes in it, also as a live page at
+``/``: ``simulator.inbox``), and send inbound SMS (e.g. STOP) as webhooks.
 All state lives in the app instance and is gone when it stops.
 """
 
@@ -28,7 +29,7 @@ import msgspec
 import uvicorn
 from litestar import Litestar, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import ValidationException
+from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.logging import LoggingConfig
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -37,16 +38,21 @@ from litestar.types import Receive, Send
 from nacl.signing import SigningKey
 
 from otp_service.core.model import SenderType
+from otp_service.simulator import inbox
 from otp_service.simulator.spec import TelnyxSpec, sender_type_of, telnyx_error
 from otp_service.simulator.state import (
     POOL_NUMBER,
     Action,
     Behaviour,
+    Hold,
     InboundRequest,
     OptOut,
     OptOutRequest,
+    Outcome,
     Receipts,
+    Report,
     SimMessage,
+    SimReply,
     SimulatorState,
     new_uuid,
     now_rfc3339,
@@ -75,13 +81,16 @@ class SimulatorConfig:
 
     ``signing_seed`` is the 32-byte Ed25519 seed that signs webhooks; ``api_key``, when set,
     is the only Bearer token the Telnyx endpoints accept; ``default_webhook_url`` stands in
-    for the messaging profile's webhook URL; ``webhook_delay_seconds`` passes before each
-    webhook; ``http`` sends the webhooks (the app opens and closes its own when ``None``).
+    for the messaging profile's webhook URL and ``messaging_profile_id`` for the profile of
+    the account's numbers, when no send tells (see ``SimulatorState.profile_for``);
+    ``webhook_delay_seconds`` passes before each webhook; ``http`` sends the webhooks (the
+    app opens and closes its own when ``None``).
     """
 
     signing_seed: bytes
     api_key: str | None = None
     default_webhook_url: str | None = None
+    messaging_profile_id: str | None = None
     webhook_delay_seconds: float = 0.0
     http: httpx.AsyncClient | None = None
 
@@ -211,6 +220,7 @@ class Simulator:
             received_at=now_rfc3339(),
         )
         self.state.messages[message.id] = message
+        self.state.touch(message)
         answer = {"data": message.payload()}
         if behaviour is None or behaviour.action is not Action.SILENT:
             if behaviour is not None and behaviour.receipts is Receipts.BEFORE:
@@ -225,13 +235,18 @@ class Simulator:
         """Move a message to ``sent`` and then its final status, reporting each step.
 
         Each event shows the message as it was at its step, even when it is posted late
-        (``reversed``) or again (``twice``, the same event id).
+        (``reversed``) or again (``twice``, the same event id). A held message stops at
+        ``sent`` until ``report`` finalizes it.
         """
+        holding = (behaviour is None and self.state.hold) or (
+            behaviour is not None and behaviour.action is Action.HOLD
+        )
         failing = behaviour is not None and behaviour.action is Action.FAIL
         final_status = behaviour.final_status if behaviour is not None and failing else "delivered"
         receipts = behaviour.receipts if behaviour is not None else Receipts.AFTER
         steps = [("sent", "message.sent")] if final_status != "sending_failed" else []
-        steps.append((final_status, "message.finalized"))
+        if not holding:
+            steps.append((final_status, "message.finalized"))
         held: list[dict[str, Any]] = []
         for status, event_type in steps:
             await asyncio.sleep(self.config.webhook_delay_seconds)
@@ -241,15 +256,10 @@ class Simulator:
             else:
                 message.completed_at = now_rfc3339()
                 if behaviour is not None and failing:
-                    detail = "The simulated carrier did not deliver the message."
-                    message.errors = [telnyx_error(behaviour.error_code or "40008", detail)]
-            event = {
-                "event_type": event_type,
-                "id": new_uuid(),
-                "occurred_at": now_rfc3339(),
-                "payload": message.payload(),
-                "record_type": "event",
-            }
+                    message.errors = [_undelivered(behaviour.error_code)]
+            message.held = holding and event_type == "message.sent"
+            self.state.touch(message)
+            event = _event(event_type, message)
             if receipts is Receipts.REVERSED:
                 held.insert(0, event)
                 continue
@@ -262,6 +272,40 @@ class Simulator:
         url = message.webhook_url or self.config.default_webhook_url
         if url is not None:
             await self.webhooks.deliver(url, event)
+
+    def report(self, message_id: str, report: Report) -> SimMessage:
+        """Answer for a held message as its carrier would (``Outcome``), in the background.
+
+        Only a held message can be answered: a final receipt is never taken back, by Telnyx
+        or by the service, so answering any other message would show what cannot happen.
+        """
+        message = self.state.messages.get(message_id)
+        if message is None:
+            raise NotFoundException(f"no message with id {message_id}")
+        if not message.held:
+            raise ClientException(
+                f"message {message_id} is not held (it is {message.status}): only a held"
+                " message waits for an answer; hold new messages first",
+                status_code=409,
+            )
+        message.held = False
+        message.outcome = report.outcome
+        self.state.touch(message)
+        if report.outcome is not Outcome.SILENT:
+            self.webhooks.spawn(self._finalize(message, report))
+        return message
+
+    async def _finalize(self, message: SimMessage, report: Report) -> None:
+        """Report the final status the inbox chose, after the delay of a late delivery."""
+        if report.outcome is Outcome.LATE:
+            await asyncio.sleep(report.delay_seconds)
+        failed = report.outcome is Outcome.FAILED
+        message.status = "delivery_failed" if failed else "delivered"
+        message.completed_at = now_rfc3339()
+        if failed:
+            message.errors = [_undelivered(report.error_code)]
+        self.state.touch(message)
+        await self._report(message, _event("message.finalized", message))
 
     def get_message(self, message_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
         """Answer ``GET /messages/{id}`` for a message this simulator accepted."""
@@ -307,15 +351,37 @@ class Simulator:
         }
         return _json({"data": [_opt_out_item(rule, redact=redact) for rule in page], "meta": meta})
 
-    async def inbound(self, inbound: InboundRequest) -> dict[str, Any]:
+    def _resolve(self, inbound: InboundRequest) -> tuple[InboundRequest, str, str]:
+        """Fill in what a reply leaves out from the last message sent to the handset.
+
+        Telnyx reports an inbound message with the messaging profile of the number it
+        reaches and posts it to that profile's webhook URL: here the profile of the last
+        message to the handset that named one (else the configured one), and that message's
+        webhook URL (else the default one). Returns the filled-in request, its ``to`` and
+        its webhook URL.
+        """
+        last = self.state.last_sent_to(inbound.from_, inbound.to)
+        to = inbound.to or (last.from_ if last is not None else None)
+        if to is None:
+            raise ValidationException(f"no 'to' given and nothing was sent to {inbound.from_}")
+        profile = inbound.messaging_profile_id or self.state.profile_for(inbound.from_, to)
+        url = inbound.webhook_url or (last.webhook_url if last is not None else None)
+        url = url or self.config.default_webhook_url
+        if url is None:
+            raise ValidationException("no webhook_url given and no default_webhook_url set")
+        profile = profile or self.config.messaging_profile_id
+        resolved = msgspec.structs.replace(
+            inbound, to=to, messaging_profile_id=profile, webhook_url=url
+        )
+        return resolved, to, url
+
+    async def inbound(self, request: InboundRequest) -> dict[str, Any]:
         """Send a ``message.received`` webhook now, applying STOP/START as Telnyx does.
 
         Unlike delivery reports it is sent before the answer, so a caller can act on the
         outcome (``delivered``) without polling.
         """
-        url = inbound.webhook_url or self.config.default_webhook_url
-        if url is None:
-            raise ValidationException("no webhook_url given and no default_webhook_url set")
+        inbound, to, url = self._resolve(request)
         self.state.apply_keyword(inbound)
         now = now_rfc3339()
         payload: dict[str, Any] = {
@@ -329,7 +395,7 @@ class Simulator:
                 "line_type": "Wireless",
                 "status": "received",
             },
-            "to": [{"phone_number": inbound.to, "status": "webhook_delivered"}],
+            "to": [{"phone_number": to, "status": "webhook_delivered"}],
             "cc": [],
             "text": inbound.text,
             "media": [],
@@ -341,15 +407,50 @@ class Simulator:
         }
         if inbound.messaging_profile_id is not None:
             payload["messaging_profile_id"] = inbound.messaging_profile_id
+        event_id = new_uuid()
         event = {
             "event_type": "message.received",
-            "id": new_uuid(),
+            "id": event_id,
             "occurred_at": now,
             "payload": payload,
             "record_type": "event",
         }
-        delivered = await self.webhooks.deliver(url, event)
-        return {"event_id": event["id"], "delivered": delivered, "webhook_url": url}
+        reply = SimReply(
+            id=event_id,
+            from_=inbound.from_,
+            to=to,
+            text=inbound.text,
+            messaging_profile_id=inbound.messaging_profile_id,
+            received_at=now,
+        )
+        self.state.replies[reply.id] = reply
+        self.state.touch(reply)
+        reply.delivered = await self.webhooks.deliver(url, event)
+        self.state.touch(reply)
+        return {
+            "event_id": event_id,
+            "delivered": reply.delivered,
+            "webhook_url": url,
+            "to": to,
+            "messaging_profile_id": inbound.messaging_profile_id,
+        }
+
+
+def _undelivered(error_code: str | None) -> dict[str, Any]:
+    """The error a failed delivery reports (Telnyx's 40008, unless scripted otherwise)."""
+    detail = "The simulated carrier did not deliver the message."
+    return telnyx_error(error_code or "40008", detail)
+
+
+def _event(event_type: str, message: SimMessage) -> dict[str, Any]:
+    """A delivery event about ``message`` as it is now."""
+    return {
+        "event_type": event_type,
+        "id": new_uuid(),
+        "occurred_at": now_rfc3339(),
+        "payload": message.payload(),
+        "record_type": "event",
+    }
 
 
 def _opt_out_item(rule: OptOut, *, redact: bool) -> dict[str, Any]:
@@ -404,9 +505,31 @@ def add_behaviour(data: JSONBody[Behaviour], sim: NamedDependency[Simulator]) ->
 
 
 @delete("/_sim/behaviours", sync_to_thread=False)
-def clear_behaviours(sim: NamedDependency[Simulator]) -> None:
-    """Forget every script, so every send is delivered."""
-    sim.state.clear_behaviours()
+def clear_behaviours(sim: NamedDependency[Simulator], to: FromQuery[str | None] = None) -> None:
+    """Forget every script (``?to=``: those for one number), so their sends are delivered."""
+    sim.state.clear_behaviours(to)
+
+
+@get("/_sim/hold", sync_to_thread=False)
+def get_hold(sim: NamedDependency[Simulator]) -> Hold:
+    """Whether new messages are held for the inbox to answer."""
+    return Hold(hold=sim.state.hold)
+
+
+@post("/_sim/hold", status_code=200, sync_to_thread=False)
+def set_hold(data: JSONBody[Hold], sim: NamedDependency[Simulator]) -> Hold:
+    """Hold every new message at ``sent`` (unless a behaviour scripts it) until answered."""
+    sim.state.hold = data.hold
+    sim.state.touch()
+    return data
+
+
+@post("/_sim/messages/{message_id:str}/report", status_code=202)
+async def report_message(
+    message_id: FromPath[str], data: JSONBody[Report], sim: NamedDependency[Simulator]
+) -> dict[str, Any]:
+    """Answer for a held message as its carrier would: delivered, failed, late or silent."""
+    return sim.report(message_id, data).inbox_entry()
 
 
 @post("/_sim/opt-outs", status_code=201, sync_to_thread=False)
@@ -431,8 +554,8 @@ def list_messages(
 
 @delete("/_sim/messages", sync_to_thread=False)
 def clear_messages(sim: NamedDependency[Simulator]) -> None:
-    """Empty the inbox."""
-    sim.state.messages.clear()
+    """Empty the inbox (messages and replies)."""
+    sim.state.clear_messages()
 
 
 @get("/_sim/public-key", sync_to_thread=False)
@@ -445,7 +568,11 @@ def public_key(sim: NamedDependency[Simulator]) -> dict[str, str]:
 async def send_inbound(
     data: JSONBody[InboundRequest], sim: NamedDependency[Simulator]
 ) -> dict[str, Any]:
-    """Deliver an inbound SMS (e.g. STOP) as a signed ``message.received`` webhook."""
+    """Deliver an inbound SMS (e.g. STOP) as a signed ``message.received`` webhook.
+
+    ``to``, ``messaging_profile_id`` and ``webhook_url`` default to those of the last
+    message sent to the handset (``Simulator._resolve``).
+    """
     return await sim.inbound(data)
 
 
@@ -469,10 +596,17 @@ def create_simulator_app(config: SimulatorConfig) -> Litestar:
         clear_messages,
         public_key,
         send_inbound,
+        get_hold,
+        set_hold,
+        report_message,
+        *inbox.HANDLERS,
     ]
     return Litestar(
         route_handlers=handlers,
-        dependencies={"sim": Provide(lambda: sim, use_cache=True, sync_to_thread=False)},
+        dependencies={
+            "sim": Provide(lambda: sim, use_cache=True, sync_to_thread=False),
+            "inbox": Provide(lambda: sim.state, use_cache=True, sync_to_thread=False),
+        },
         lifespan=[sim.lifespan],
         openapi_config=None,
         logging_config=LoggingConfig(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
+import re
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +26,8 @@ _OPT_OUT_KEYWORDS: Final = frozenset(
     {"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 )
 _OPT_IN_KEYWORDS: Final = frozenset({"START", "UNSTOP"})
+_CODE: Final = re.compile(r"(?<![0-9])[0-9]{4,10}(?![0-9])")
+"""A run of 4 to 10 ASCII digits: the code in a verification SMS, whatever its wording."""
 
 
 class Action(enum.StrEnum):
@@ -34,6 +39,21 @@ class Action(enum.StrEnum):
     TIMEOUT = "timeout"
     SILENT = "silent"
     RESET = "reset"
+    HOLD = "hold"
+
+
+class Outcome(enum.StrEnum):
+    """How the inbox (a person playing the carrier) answers for a held message.
+
+    ``delivered`` and ``failed`` finalize it now; ``late`` delivers it after a delay (past
+    the service's receipt timeout, a fallback may already have gone out); ``silent`` sends
+    no further receipt at all.
+    """
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    LATE = "late"
+    SILENT = "silent"
 
 
 class Receipts(enum.StrEnum):
@@ -59,9 +79,11 @@ class Behaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     40008); ``http_status`` is the status of a ``reject``; ``final_status`` is how a ``fail``
     ends (``sending_failed`` also skips ``message.sent``). A ``reset`` takes the message (it
     is sent and reported) but the connection drops before the answer's body, as when the
-    answer is lost on the way. ``delay_seconds`` passes before the send is acted on, whether
-    or not the client still waits (so a slow send the client gave up on is still sent);
-    ``receipts`` says when and how its webhooks come (``Receipts``).
+    answer is lost on the way. A ``hold`` reports ``message.sent`` and then waits for the
+    inbox page (or ``POST /_sim/messages/{id}/report``) to say how the carrier answers.
+    ``delay_seconds`` passes before the send is acted on, whether or not the client still
+    waits (so a slow send the client gave up on is still sent); ``receipts`` says when and
+    how its webhooks come (``Receipts``).
     """
 
     to: E164
@@ -88,13 +110,36 @@ class OptOutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class InboundRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An SMS a handset sends to one of the account's numbers."""
+    """An SMS a handset sends to one of the account's numbers.
+
+    Left out, ``to``, ``messaging_profile_id`` and ``webhook_url`` are those of the last
+    message sent to the handset, as a reply reaches the number that texted it and Telnyx
+    reports it with that number's profile (see ``SimulatorState.reply_context``).
+    """
 
     from_: E164 = msgspec.field(name="from")
-    to: str
+    to: Annotated[str, Meta(min_length=1)] | None = None
     text: str
     messaging_profile_id: str | None = None
     webhook_url: str | None = None
+
+
+class Report(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The carrier's answer for a held message (``Outcome``).
+
+    ``error_code`` is the Telnyx code of a ``failed`` (default 40008); ``delay_seconds`` is
+    how long a ``late`` delivery takes.
+    """
+
+    outcome: Outcome
+    error_code: Annotated[str, Meta(pattern=r"^[0-9]{1,8}$")] | None = None
+    delay_seconds: Annotated[float, Meta(ge=0, le=600)] = 30.0
+
+
+class Hold(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Whether every new message is held for the inbox to answer (unless scripted otherwise)."""
+
+    hold: bool
 
 
 class OptOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,6 +180,9 @@ class SimMessage:
     sent_at: str | None = None
     completed_at: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    held: bool = False
+    outcome: Outcome | None = None
+    version: int = 0
 
     def payload(self) -> dict[str, Any]:
         """Render the message as Telnyx's ``OutboundMessagePayload``.
@@ -199,7 +247,43 @@ class SimMessage:
             "error_codes": [error["code"] for error in self.errors],
             "received_at": self.received_at,
             "webhook_url": self.webhook_url,
+            "code": code_in(self.text),
+            "held": self.held,
+            "outcome": self.outcome,
         }
+
+
+@dataclass(slots=True, kw_only=True)
+class SimReply:
+    """An inbound SMS the simulator posted to the service, kept for the inbox's threads."""
+
+    id: str
+    from_: str
+    to: str
+    text: str
+    messaging_profile_id: str | None
+    received_at: str
+    delivered: bool | None = None
+    """Whether the service acknowledged the webhook; ``None`` while it is being posted."""
+    version: int = 0
+
+    def inbox_entry(self) -> dict[str, Any]:
+        """Render the reply for the inbox page."""
+        return {
+            "id": self.id,
+            "from": self.from_,
+            "to": self.to,
+            "text": self.text,
+            "messaging_profile_id": self.messaging_profile_id,
+            "received_at": self.received_at,
+            "delivered": self.delivered,
+        }
+
+
+def code_in(text: str) -> str | None:
+    """Return the first run of 4 to 10 digits in an SMS text: its code, if it has one."""
+    found = _CODE.search(text)
+    return found.group() if found else None
 
 
 def now_rfc3339() -> str:
@@ -223,16 +307,72 @@ class SimulatorState:
     """Everything the simulator remembers; one per app, lost when it stops."""
 
     messages: dict[str, SimMessage] = field(default_factory=dict)
+    replies: dict[str, SimReply] = field(default_factory=dict)
     opt_outs: list[OptOut] = field(default_factory=list)
+    hold: bool = False
+    epoch: str = field(default_factory=lambda: secrets.token_hex(4))
+    version: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _scripts: list[_Script] = field(default_factory=list)
+
+    def touch(self, item: SimMessage | SimReply | None = None) -> None:
+        """Stamp a change (to ``item``, or to the inbox as a whole) and wake its watchers.
+
+        Each change gets the next ``version``, so a watcher that saw version N asks for
+        the items stamped after N; ``epoch`` changes when the inbox is emptied, so a
+        watcher of the old one starts over.
+        """
+        self.version += 1
+        if item is not None:
+            item.version = self.version
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def next_change(self) -> asyncio.Event:
+        """The event set by the next change (take it before reading, then wait on it)."""
+        return self._changed
+
+    def clear_messages(self) -> None:
+        """Empty the inbox: messages and replies, under a new epoch."""
+        self.messages.clear()
+        self.replies.clear()
+        self.epoch = secrets.token_hex(4)
+        self.touch()
+
+    def last_sent_to(self, handset: str, from_: str | None = None) -> SimMessage | None:
+        """The last message sent to ``handset`` (from ``from_``, if given): what a reply answers."""
+        return next(
+            (
+                m
+                for m in reversed(self.messages.values())
+                if m.to == handset and from_ in {None, m.from_}
+            ),
+            None,
+        )
+
+    def profile_for(self, handset: str, number: str | None) -> str | None:
+        """The messaging profile a reply from ``handset`` to ``number`` is reported with.
+
+        Telnyx reports the profile ``number`` belongs to; the simulator knows profiles only
+        from sends, so it takes the last message to the handset that named one, preferring
+        those from ``number`` (long-code sends name none, alphanumeric and pool sends do).
+        """
+        named = [
+            m
+            for m in reversed(self.messages.values())
+            if m.to == handset and m.messaging_profile_id is not None
+        ]
+        same = next((m for m in named if m.from_ == number), None)
+        chosen = same or next(iter(named), None)
+        return None if chosen is None else chosen.messaging_profile_id
 
     def add_behaviour(self, behaviour: Behaviour) -> None:
         """Script the sends to a number, after any behaviours already scripted."""
         self._scripts.append(_Script(behaviour, behaviour.times))
 
-    def clear_behaviours(self) -> None:
-        """Forget every script: every send is delivered again."""
-        self._scripts.clear()
+    def clear_behaviours(self, to: str | None = None) -> None:
+        """Forget every script (or those for one number): their sends are delivered again."""
+        self._scripts = [s for s in self._scripts if to not in {None, s.behaviour.to}]
 
     def take_behaviour(self, to: str, sender_type: SenderType) -> Behaviour | None:
         """Return the behaviour for this send and use up one of its ``times``.
