@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import httpx
 import msgspec
@@ -178,6 +178,16 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> None:
         _print_json({"revoked": args.key_id})
 
 
+def _fail_on_settings(exc: SettingsError) -> NoReturn:
+    """Print every missing or malformed setting, one line each, and exit with status 2."""
+    if len(exc.problems) == 1:
+        sys.stderr.write(f"otp-service: {exc.problems[0]}\n")
+    else:
+        header = f"otp-service: {len(exc.problems)} settings are missing or invalid:\n"
+        sys.stderr.write(header + "".join(f"  {problem}\n" for problem in exc.problems))
+    sys.exit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``otp-service`` console script."""
     args = _parser().parse_args(argv)
@@ -203,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        sys.exit(f"otp-service: {exc}")
+        _fail_on_settings(exc)
     configure_logging(settings.log_level)
     if args.command == "serve":
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")

@@ -124,9 +124,11 @@ def test_serve_runs_the_api_from_the_environment(
         assert tenants.status_code == 201
 
 
-def test_serve_refuses_to_start_without_its_settings(tmp_path: Path) -> None:
-    """Without OTP_ADMIN_TOKEN, `serve` exits at once with one line naming it."""
+def test_serve_reports_every_missing_or_malformed_setting_at_once(tmp_path: Path) -> None:
+    """With four required variables missing and one malformed, `serve` names all five in one
+    run, one line each, and exits 2 without a traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "TELNYX_"))}
+    env["OTP_LOG_LEVEL"] = "LOUD"
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "otp_service", "serve", "--port", str(free_port())],
         env=env,
@@ -135,9 +137,19 @@ def test_serve_refuses_to_start_without_its_settings(tmp_path: Path) -> None:
         timeout=30,
         check=False,
     )
-    assert result.returncode != 0
-    assert result.stderr.strip().count("\n") == 0
-    assert "OTP_ADMIN_TOKEN" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    header, *lines = result.stderr.strip().splitlines()
+    assert header == "otp-service: 5 settings are missing or invalid:"
+    named = [line.split()[0] for line in lines]
+    assert named == [
+        "OTP_ADMIN_TOKEN",
+        "OTP_SECRET_KEY",
+        "TELNYX_API_KEY",
+        "TELNYX_PUBLIC_KEY",
+        "OTP_LOG_LEVEL",
+    ]
+    assert "LOUD" not in result.stderr
 
 
 def test_the_simulator_runs_alone_with_a_given_key(tmp_path: Path) -> None:
