@@ -18,7 +18,6 @@ from typing import NoReturn, TypeVar
 
 import httpx
 import msgspec
-import uvicorn
 
 from otp_service.adapters.redis_client import open_redis
 from otp_service.adapters.redis_optouts import OptOutStore
@@ -28,10 +27,11 @@ from otp_service.app import create_app
 from otp_service.clock import SystemClock
 from otp_service.core.model import TenantSettings
 from otp_service.core.views import rfc3339
-from otp_service.dev import run_dev
+from otp_service.dev import ENV_FILE, run_dev
 from otp_service.errors import InvalidInput, OtpError
 from otp_service.log import configure_logging
 from otp_service.runtime import tenants_client
+from otp_service.serving import CannotListen, listen, serve
 from otp_service.settings import Settings, SettingsError, load_settings
 from otp_service.simulator.app import SimulatorConfig, run_simulator
 from otp_service.usecases.optout_import import MAX_PAGE_SIZE, import_opt_outs
@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--simulator-port", type=int, default=8001)
+    dev.add_argument(
+        "--env-file",
+        type=Path,
+        default=ENV_FILE,
+        help=f"where to write the environment that lets the CLI and serve join it ({ENV_FILE})",
+    )
 
     sim = commands.add_parser("simulator", help="run the Telnyx simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
@@ -191,8 +197,15 @@ def _fail_on_settings(exc: SettingsError) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``otp-service`` console script."""
     args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except CannotListen as exc:
+        sys.exit(f"otp-service: {exc}")
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "dev":
-        run_dev(args.host, args.port, args.simulator_port)
+        run_dev(args.host, args.port, args.simulator_port, args.env_file)
         return
     if args.command == "openapi":
         document = openapi_document()
@@ -204,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "simulator":
         seed = base64.b64decode(args.signing_seed) if args.signing_seed else os.urandom(32)
         configure_logging("INFO")
+        listen(args.host, args.port).close()  # a port in use: one line, not uvicorn's error
         run_simulator(
             args.host,
             args.port,
@@ -216,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail_on_settings(exc)
     configure_logging(settings.log_level)
     if args.command == "serve":
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+        serve(create_app(settings), listen(args.host, args.port))
         return
     try:
         asyncio.run(_admin(args, settings))
