@@ -35,7 +35,7 @@ from otp_service.serving import CannotListen, listen, serve
 from otp_service.settings import Settings, SettingsError, load_settings
 from otp_service.simulator.app import SimulatorConfig, run_simulator
 from otp_service.usecases.optout_import import MAX_PAGE_SIZE, import_opt_outs
-from otp_service.usecases.tenants import Tenants
+from otp_service.usecases.tenants import Tenants, settings_invalid
 
 T = TypeVar("T")
 
@@ -162,11 +162,25 @@ async def _sync_opt_outs(args: argparse.Namespace, settings: Settings) -> None:
     sys.stdout.write(line + "\n")
 
 
+def _tenant_settings(text: str) -> TenantSettings:
+    """Read ``--settings``, naming every bad field at once, as the admin API does.
+
+    Raises:
+        msgspec.DecodeError: not JSON.
+        InvalidInput: JSON that does not fit ``TenantSettings``.
+    """
+    value = msgspec.json.decode(text)
+    try:
+        return msgspec.convert(value, TenantSettings)
+    except msgspec.ValidationError as exc:
+        raise settings_invalid(value, exc, "settings") from exc
+
+
 async def _admin(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "optouts":
         await _sync_opt_outs(args, settings)
     elif args.command == "tenants" and args.action == "create":
-        tenant_settings = msgspec.json.decode(args.settings, type=TenantSettings)
+        tenant_settings = _tenant_settings(args.settings)
         tenant = await _with_tenants(settings, lambda t: t.create(args.name, tenant_settings))
         _print_json(tenant_out(tenant))
     elif args.command == "tenants":

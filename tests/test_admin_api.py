@@ -213,6 +213,64 @@ async def test_an_invalid_patch_names_the_field(admin: httpx.AsyncClient) -> Non
     assert "settings.code_length" in error_fields(problem)
 
 
+EVERY_KIND_OF_BAD = {
+    "code_length": 99,
+    "max_sends": "5",
+    "favourite_colour": "blue",
+    "allowed_countries": ["GB", "france"],
+    "senders": {"GB": [{"type": "long_code", "from": 447400123000}], "gb": []},
+    "limits": {"tenant": {"max": 0, "interval_seconds": 60}},
+}
+"""Seven problems in six settings: a range, a type, an unknown field, a list item, a nested
+struct's field, and a dict's key and a value inside it."""
+
+EVERY_BAD_FIELD = [
+    ("settings.code_length", "<= 10"),
+    ("settings.max_sends", "Expected `int`, got `str`"),
+    ("settings", "unknown field `favourite_colour`"),
+    ("settings.allowed_countries[1]", "regex"),
+    ("settings.senders.GB[0].from", "Expected `str | null`, got `int`"),
+    ("settings.senders", "got `gb`"),
+    ("settings.limits.tenant.max", ">= 1"),
+]
+
+
+def assert_every_bad_field(problem: dict[str, Any]) -> None:
+    listed = [(entry["field"], entry["message"]) for entry in problem["errors"]]
+    for field, words in EVERY_BAD_FIELD:
+        assert any(f == field and words in m for f, m in listed), (field, listed)
+    assert len(listed) == len(EVERY_BAD_FIELD), listed
+
+
+async def test_a_create_lists_every_bad_setting_at_once(admin: httpx.AsyncClient) -> None:
+    """Seven bad settings are seven ``errors`` entries of one 422, each naming its field."""
+    response = await admin.post(
+        "/admin/tenants", json={"name": "Broken", "settings": EVERY_KIND_OF_BAD}
+    )
+    problem = assert_problem(response, 422, "validation_error")
+    assert_every_bad_field(problem)
+    assert problem["detail"] == "settings.code_length: Expected `int` <= 10"
+
+
+async def test_a_patch_lists_every_bad_setting_at_once(admin: httpx.AsyncClient) -> None:
+    """A PATCH names every bad field of its changes too, and changes nothing."""
+    created = await create_tenant(admin)
+    response = await admin.patch(
+        f"/admin/tenants/{created['id']}", json={"settings": EVERY_KIND_OF_BAD}
+    )
+    assert_every_bad_field(assert_problem(response, 422, "validation_error"))
+    assert (await admin.get(f"/admin/tenants/{created['id']}")).json() == created
+
+
+async def test_a_missing_name_and_bad_settings_are_listed_together(
+    admin: httpx.AsyncClient,
+) -> None:
+    """The body's own fields and the settings' are checked in the same pass."""
+    response = await admin.post("/admin/tenants", json={"settings": {"code_ttl_seconds": 1}})
+    problem = assert_problem(response, 422, "validation_error")
+    assert sorted(error_fields(problem)) == ["body", "settings.code_ttl_seconds"]
+
+
 async def test_patching_an_unknown_tenant_is_404(admin: httpx.AsyncClient) -> None:
     """PATCH of a tenant that does not exist answers 404 ``tenant_not_found``."""
     response = await admin.patch(

@@ -188,6 +188,15 @@ async def test_invalid_settings_stop_tenants_create_cleanly(cli_env: dict[str, s
     assert "favourite_colour" in runs[1].stderr
 
 
+async def test_tenants_create_names_every_bad_setting_on_its_line(
+    cli_env: dict[str, str],
+) -> None:
+    """Two bad settings are both named in the one line the CLI prints."""
+    settings = json.dumps({"code_length": 99, "favourite_colour": "blue"})
+    run = await otp_service(cli_env, "tenants", "create", "Broken", "--settings", settings)
+    assert_clean_failure(run, "settings.code_length", "favourite_colour")
+
+
 async def test_settings_that_are_not_json_stop_tenants_create_cleanly(
     cli_env: dict[str, str],
 ) -> None:

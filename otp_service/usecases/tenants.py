@@ -24,10 +24,23 @@ from otp_service.core.ids import new_id
 from otp_service.core.model import ApiKey, Tenant, TenantSettings
 from otp_service.core.senders import settings_problems
 from otp_service.core.urls import InvalidEventUrl, event_url_problem, parse_event_url
-from otp_service.errors import InvalidInput, NotFound, Unauthorized, split_validation_message
+from otp_service.core.validation import every_error
+from otp_service.errors import InvalidInput, NotFound, Unauthorized
 
 KEY_PREFIX: Final = "otpk_"
 _SHOWN_PREFIX: Final = 12
+
+
+def settings_invalid(value: object, exc: msgspec.ValidationError, field: str) -> InvalidInput:
+    """The 422 for settings that do not fit ``TenantSettings``, listing every bad field.
+
+    ``field`` is where the settings sit in the request (``settings``), prefixed to each entry.
+    """
+    problems = [
+        {"field": f"{field}.{bad.field}" if bad.field else field, "message": bad.message}
+        for bad in every_error(value, TenantSettings, exc)
+    ]
+    return InvalidInput("the tenant settings are invalid", problems)
 
 
 class Tenants:
@@ -116,9 +129,7 @@ class Tenants:
             try:
                 settings = msgspec.convert(merged, TenantSettings)
             except msgspec.ValidationError as exc:
-                path, _ = split_validation_message(str(exc))
-                field = f"settings.{path}" if path else "settings"
-                raise InvalidInput(str(exc), [{"field": field, "message": str(exc)}]) from exc
+                raise settings_invalid(merged, exc, "settings") from exc
             return msgspec.structs.replace(
                 tenant,
                 name=name or tenant.name,
