@@ -25,7 +25,7 @@ from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.api.schemas import tenant_out
 from otp_service.app import create_app
 from otp_service.clock import SystemClock
-from otp_service.core.model import TenantSettings
+from otp_service.core.model import Tenant, TenantSettings
 from otp_service.core.views import rfc3339
 from otp_service.dev import ENV_FILE, run_dev
 from otp_service.errors import InvalidInput, OtpError
@@ -38,6 +38,8 @@ from otp_service.usecases.optout_import import MAX_PAGE_SIZE, import_opt_outs
 from otp_service.usecases.tenants import Tenants, settings_invalid
 
 T = TypeVar("T")
+
+_TENANT_PAGE = 500
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--settings", default="{}", help="settings as JSON (API.md)")
     show = tenant_commands.add_parser("show", help="show a tenant")
     show.add_argument("tenant_id")
+    tenant_commands.add_parser("list", help="list every tenant, oldest first")
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document the API serves")
     openapi.add_argument("--output", default="-", help="file to write (default: stdout)")
@@ -142,6 +145,17 @@ async def _with_tenants(settings: Settings, action: Callable[[Tenants], Awaitabl
         return await action(tenants)
 
 
+async def _all_tenants(tenants: Tenants) -> list[Tenant]:
+    """Every tenant, oldest first, read a page at a time."""
+    found: list[Tenant] = []
+    after: str | None = None
+    while True:
+        page, after = await tenants.list_tenants(after, _TENANT_PAGE)
+        found += page
+        if after is None:
+            return found
+
+
 async def _sync_opt_outs(args: argparse.Namespace, settings: Settings) -> None:
     """Import Telnyx's opt-outs over clients of its own, with the service's timeouts."""
     timeout = httpx.Timeout(settings.telnyx_timeout_seconds, connect=1.5)
@@ -183,6 +197,8 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> None:
         tenant_settings = _tenant_settings(args.settings)
         tenant = await _with_tenants(settings, lambda t: t.create(args.name, tenant_settings))
         _print_json(tenant_out(tenant))
+    elif args.command == "tenants" and args.action == "list":
+        _print_json([tenant_out(t) for t in await _with_tenants(settings, _all_tenants)])
     elif args.command == "tenants":
         _print_json(tenant_out(await _with_tenants(settings, lambda t: t.get(args.tenant_id))))
     elif args.action == "create":

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from otp_service.app import create_app
+from otp_service.devredis import PrivateRedis
 from tests.conftest import (
     ADMIN_TOKEN,
     DEFAULT_SETTINGS,
@@ -16,6 +17,7 @@ from tests.conftest import (
     MakeTenant,
     Service,
     Simulator,
+    service_on,
     service_settings,
 )
 from tests.servers import serve
@@ -526,3 +528,46 @@ async def test_an_idn_host_in_punycode_and_credentials_are_accepted(
     url = "https://hook-user:s3cret@xn--bcher-kva.example:8443/otp?token=x"
     tenant = await create_tenant(admin, events_webhook_url=url)
     assert tenant["settings"]["events_webhook_url"] == url
+
+
+# --- Listing tenants -----------------------------------------------------------------------
+
+
+async def test_tenants_are_listed_oldest_first_a_page_at_a_time(simulator: Simulator) -> None:
+    """On a Redis of its own, five tenants come back in creation order, two per page, each
+    exactly as ``GET /admin/tenants/{id}`` shows it; the last page has no cursor."""
+    with PrivateRedis() as redis, service_on(redis.url, simulator, OTP_RUN_WORKERS="0") as url:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=15) as client:
+            empty = await client.get("/admin/tenants")
+            assert empty.status_code == 200, empty.text
+            assert empty.json() == {"data": [], "next_cursor": None}
+            created = [await create_tenant(client, brand=f"Brand {n}") for n in range(5)]
+            pages: list[list[dict[str, Any]]] = []
+            cursor = None
+            while True:
+                params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+                page = await client.get("/admin/tenants", params=params)
+                assert page.status_code == 200, page.text
+                pages.append(page.json()["data"])
+                cursor = page.json()["next_cursor"]
+                if cursor is None:
+                    break
+            assert [len(page) for page in pages] == [2, 2, 1]
+            listed = [tenant for page in pages for tenant in page]
+            # each as the create answered it (GET's shape); two made in one ms go by id
+            assert listed == sorted(created, key=lambda t: (t["created_at"], t["id"]))
+
+
+@pytest.mark.parametrize("cursor", ["nope", "KzQ0NzQwMDEyMzQ1Ng", "MDAwMDAwMDAwMDAwMDAwOiJ0ZW4"])
+async def test_a_cursor_not_given_out_is_422(admin: httpx.AsyncClient, cursor: str) -> None:
+    """A made-up cursor (an opt-out list's among them) is a 422 naming ``cursor``."""
+    response = await admin.get("/admin/tenants", params={"cursor": cursor})
+    problem = assert_problem(response, 422, "validation_error")
+    assert error_fields(problem) == ["cursor"]
+
+
+async def test_listing_tenants_needs_the_admin_token(anonymous: httpx.AsyncClient) -> None:
+    """Without the admin token the list is 401, like every admin route."""
+    response = await anonymous.get("/admin/tenants")
+    assert_problem(response, 401, "unauthorized")

@@ -103,6 +103,24 @@ async def test_tenants_create_prints_the_tenant_and_show_reads_it(
     assert over_http.json() == tenant
 
 
+async def test_tenants_list_shows_every_tenant_once_oldest_first(
+    cli_env: dict[str, str], admin: httpx.AsyncClient
+) -> None:
+    """``tenants list`` walks every page: tenants made over HTTP are there, once, in order."""
+    made = []
+    for name in ("First listed", "Second listed"):
+        response = await admin.post("/admin/tenants", json={"name": name})
+        assert response.status_code == 201, response.text
+        made.append(response.json())
+    listed = await otp_service(cli_env, "tenants", "list")
+    assert listed.returncode == 0, listed.stderr
+    tenants = listed.json()
+    ids = [tenant["id"] for tenant in tenants]
+    assert len(ids) == len(set(ids))
+    ours = [tenant for tenant in tenants if tenant["id"] in {t["id"] for t in made}]
+    assert ours == sorted(made, key=lambda t: (t["created_at"], t["id"]))
+
+
 async def test_showing_an_unknown_tenant_fails_cleanly(cli_env: dict[str, str]) -> None:
     """``tenants show`` of a tenant that does not exist exits non-zero with one clear line."""
     run = await otp_service(cli_env, "tenants", "show", "ten_doesnotexist")

@@ -109,6 +109,13 @@ class Tenants:
             raise NotFound("no such tenant", "tenant_not_found")
         return tenant
 
+    async def list_tenants(self, after: str | None, limit: int) -> tuple[list[Tenant], str | None]:
+        """A page of tenants, oldest first, and where the next page starts (``None``: last).
+
+        ``after`` is the previous page's position, as this returned it.
+        """
+        return await self._store.page(after, limit)
+
     async def update(
         self, tenant_id: str, *, name: str | None, changes: dict[str, object]
     ) -> Tenant:
