@@ -15,8 +15,11 @@ from tests.conftest import (
     DEFAULT_SETTINGS,
     PROFILE_ID,
     MakeTenant,
+    MovableClock,
     Service,
     Simulator,
+    fresh_number,
+    sent_codes,
     service_on,
     service_settings,
 )
@@ -271,6 +274,31 @@ async def test_a_missing_name_and_bad_settings_are_listed_together(
     response = await admin.post("/admin/tenants", json={"settings": {"code_ttl_seconds": 1}})
     problem = assert_problem(response, 422, "validation_error")
     assert sorted(error_fields(problem)) == ["body", "settings.code_ttl_seconds"]
+
+
+async def test_a_pending_verification_keeps_the_code_length_it_started_with(
+    make_tenant: MakeTenant,
+    admin: httpx.AsyncClient,
+    sim: httpx.AsyncClient,
+    clock: MovableClock,
+) -> None:
+    """As the README's "When a settings change takes effect" says: after a PATCH to 8 digits,
+    a resend of a pending verification still sends 6, while a new one sends 8."""
+    tenant = await make_tenant(code_length=6)
+    pending, fresh = fresh_number(), fresh_number()
+    started = await tenant.client.post("/v1/verifications", json={"phone_number": pending})
+    assert started.status_code == 201, started.text
+    patched = await admin.patch(
+        f"/admin/tenants/{tenant.id}", json={"settings": {"code_length": 8}}
+    )
+    assert patched.status_code == 200, patched.text
+    clock.advance(31)  # past the resend cooldown
+    resent = await tenant.client.post("/v1/verifications", json={"phone_number": pending})
+    assert resent.status_code == 200, resent.text
+    assert [len(code) for code in await sent_codes(sim, pending)] == [6, 6]
+    new = await tenant.client.post("/v1/verifications", json={"phone_number": fresh})
+    assert new.status_code == 201, new.text
+    assert [len(code) for code in await sent_codes(sim, fresh)] == [8]
 
 
 async def test_patching_an_unknown_tenant_is_404(admin: httpx.AsyncClient) -> None:
