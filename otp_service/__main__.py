@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     show = tenant_commands.add_parser("show", help="show a tenant")
     show.add_argument("tenant_id")
     tenant_commands.add_parser("list", help="list every tenant, oldest first")
+    tenant_commands.add_parser(
+        "reindex", help="add tenants created before the tenant list existed to it (idempotent)"
+    )
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document the API serves")
     openapi.add_argument("--output", default="-", help="file to write (default: stdout)")
@@ -197,6 +200,9 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> None:
         tenant_settings = _tenant_settings(args.settings)
         tenant = await _with_tenants(settings, lambda t: t.create(args.name, tenant_settings))
         _print_json(tenant_out(tenant))
+    elif args.command == "tenants" and args.action == "reindex":
+        total = await _with_tenants(settings, lambda t: t.reindex())
+        sys.stdout.write(f"{total} tenants listed\n")
     elif args.command == "tenants" and args.action == "list":
         _print_json([tenant_out(t) for t in await _with_tenants(settings, _all_tenants)])
     elif args.command == "tenants":

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import (
     DEFAULT_SETTINGS,
@@ -119,6 +120,26 @@ async def test_tenants_list_shows_every_tenant_once_oldest_first(
     assert len(ids) == len(set(ids))
     ours = [tenant for tenant in tenants if tenant["id"] in {t["id"] for t in made}]
     assert ours == sorted(made, key=lambda t: (t["created_at"], t["id"]))
+
+
+async def test_tenants_reindex_lists_tenants_from_before_the_list(
+    cli_env: dict[str, str], admin: httpx.AsyncClient, redis: Redis
+) -> None:
+    """A tenant missing from the admin's index (made before it existed) is listed again after
+    ``tenants reindex``, once."""
+    made = (await admin.post("/admin/tenants", json={"name": "Older"})).json()
+    index = await redis.zrangebylex("otp:{admin}:tenants", "-", "+")
+    [member] = [m for m in index if str(m).endswith(made["id"])]
+    await redis.zrem("otp:{admin}:tenants", member)
+    before = await otp_service(cli_env, "tenants", "list")
+    assert made["id"] not in {tenant["id"] for tenant in before.json()}
+
+    reindexed = await otp_service(cli_env, "tenants", "reindex")
+    assert reindexed.returncode == 0, reindexed.stderr
+    assert reindexed.stdout.endswith(" tenants listed\n")
+    after = [t["id"] for t in (await otp_service(cli_env, "tenants", "list")).json()]
+    assert after.count(made["id"]) == 1
+    assert len(after) == len(set(after))
 
 
 async def test_showing_an_unknown_tenant_fails_cleanly(cli_env: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ work, never a working key that the admin cannot see or revoke.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -67,6 +68,25 @@ class TenantStore:
             records = await pipeline.execute() if page else []
         tenants = [self._tenant_decoder.decode(raw) for raw in records if raw is not None]
         return tenants, page[-1] if len(members) > limit else None
+
+    async def reindex(self) -> int:
+        """Add every tenant to the admin's index; return how many tenants there are.
+
+        For tenants created before the index existed. Every tenant ever created has a worker
+        hint (written at creation, never removed), so the hint shards list them all, on
+        Redis Cluster too, where no ``SCAN`` sees every node. Adding is idempotent.
+        """
+        total = 0
+        for shard in range(keys.HINT_SHARDS):
+            async with translated():
+                hinted = cast("list[bytes]", await self._redis.zrange(keys.hints(shard), 0, -1))
+            for tenant_id in map(text, hinted):
+                tenant = await self.get(tenant_id)
+                if tenant is not None:
+                    async with translated():
+                        await self._redis.zadd(keys.tenant_index(), {index_member(tenant): 0})
+                    total += 1
+        return total
 
     async def get(self, tenant_id: str) -> Tenant | None:
         """Return the tenant, or ``None`` when there is none with this id."""

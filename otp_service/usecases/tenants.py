@@ -116,6 +116,13 @@ class Tenants:
         """
         return await self._store.page(after, limit)
 
+    async def reindex(self) -> int:
+        """List every tenant in the admin's index (those created before it included).
+
+        Returns how many tenants there are.
+        """
+        return await self._store.reindex()
+
     async def update(
         self, tenant_id: str, *, name: str | None, changes: dict[str, object]
     ) -> Tenant:
