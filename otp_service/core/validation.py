@@ -124,7 +124,10 @@ def every_error(
     reads the first error (the problem's ``detail``, the error ``code`` chosen by field)
     reads what it read before.
     """
-    found = _walk(value, annotation, "", "")
+    try:
+        found = _walk(value, annotation, "", "")
+    except RecursionError:  # a value nested deeper than the interpreter goes: the first will do
+        found = []
     path, message = split_validation_message(str(first))
     leading = next(
         (f for f in found if (f.msgspec_path, f.msgspec_message) == (path, message)), None
