@@ -114,6 +114,8 @@ def main() -> None:
                     str(api_port),
                     "--simulator-port",
                     str(sim_port),
+                    "--env-file",
+                    str(Path(folder) / "dev.env"),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

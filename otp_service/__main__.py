@@ -14,11 +14,10 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import httpx
 import msgspec
-import uvicorn
 
 from otp_service.adapters.redis_client import open_redis
 from otp_service.adapters.redis_optouts import OptOutStore
@@ -26,18 +25,21 @@ from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.api.schemas import tenant_out
 from otp_service.app import create_app
 from otp_service.clock import SystemClock
-from otp_service.core.model import TenantSettings
+from otp_service.core.model import Tenant, TenantSettings
 from otp_service.core.views import rfc3339
-from otp_service.dev import run_dev
+from otp_service.dev import ENV_FILE, run_dev
 from otp_service.errors import InvalidInput, OtpError
 from otp_service.log import configure_logging
 from otp_service.runtime import tenants_client
+from otp_service.serving import CannotListen, listen, serve
 from otp_service.settings import Settings, SettingsError, load_settings
 from otp_service.simulator.app import SimulatorConfig, run_simulator
 from otp_service.usecases.optout_import import MAX_PAGE_SIZE, import_opt_outs
-from otp_service.usecases.tenants import Tenants
+from otp_service.usecases.tenants import Tenants, settings_invalid
 
 T = TypeVar("T")
+
+_TENANT_PAGE = 500
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--simulator-port", type=int, default=8001)
+    dev.add_argument(
+        "--env-file",
+        type=Path,
+        default=ENV_FILE,
+        help=f"where to write the environment that lets the CLI and serve join it ({ENV_FILE})",
+    )
 
     sim = commands.add_parser("simulator", help="run the Telnyx simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
@@ -77,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--settings", default="{}", help="settings as JSON (API.md)")
     show = tenant_commands.add_parser("show", help="show a tenant")
     show.add_argument("tenant_id")
+    tenant_commands.add_parser("list", help="list every tenant, oldest first")
+    tenant_commands.add_parser(
+        "reindex", help="add tenants created before the tenant list existed to it (idempotent)"
+    )
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document the API serves")
     openapi.add_argument("--output", default="-", help="file to write (default: stdout)")
@@ -141,6 +153,17 @@ async def _with_tenants(settings: Settings, action: Callable[[Tenants], Awaitabl
         return await action(tenants)
 
 
+async def _all_tenants(tenants: Tenants) -> list[Tenant]:
+    """Every tenant, oldest first, read a page at a time."""
+    found: list[Tenant] = []
+    after: str | None = None
+    while True:
+        page, after = await tenants.list_tenants(after, _TENANT_PAGE)
+        found += page
+        if after is None:
+            return found
+
+
 async def _sync_opt_outs(args: argparse.Namespace, settings: Settings) -> None:
     """Import Telnyx's opt-outs over clients of its own, with the service's timeouts."""
     timeout = httpx.Timeout(settings.telnyx_timeout_seconds, connect=1.5)
@@ -161,13 +184,32 @@ async def _sync_opt_outs(args: argparse.Namespace, settings: Settings) -> None:
     sys.stdout.write(line + "\n")
 
 
+def _tenant_settings(text: str) -> TenantSettings:
+    """Read ``--settings``, naming every bad field at once, as the admin API does.
+
+    Raises:
+        msgspec.DecodeError: not JSON.
+        InvalidInput: JSON that does not fit ``TenantSettings``.
+    """
+    value = msgspec.json.decode(text)
+    try:
+        return msgspec.convert(value, TenantSettings)
+    except msgspec.ValidationError as exc:
+        raise settings_invalid(value, exc, "settings") from exc
+
+
 async def _admin(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "optouts":
         await _sync_opt_outs(args, settings)
     elif args.command == "tenants" and args.action == "create":
-        tenant_settings = msgspec.json.decode(args.settings, type=TenantSettings)
+        tenant_settings = _tenant_settings(args.settings)
         tenant = await _with_tenants(settings, lambda t: t.create(args.name, tenant_settings))
         _print_json(tenant_out(tenant))
+    elif args.command == "tenants" and args.action == "reindex":
+        total = await _with_tenants(settings, lambda t: t.reindex())
+        sys.stdout.write(f"{total} tenants listed\n")
+    elif args.command == "tenants" and args.action == "list":
+        _print_json([tenant_out(t) for t in await _with_tenants(settings, _all_tenants)])
     elif args.command == "tenants":
         _print_json(tenant_out(await _with_tenants(settings, lambda t: t.get(args.tenant_id))))
     elif args.action == "create":
@@ -183,11 +225,28 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> None:
         _print_json({"revoked": args.key_id})
 
 
+def _fail_on_settings(exc: SettingsError) -> NoReturn:
+    """Print every missing or malformed setting, one line each, and exit with status 2."""
+    if len(exc.problems) == 1:
+        sys.stderr.write(f"otp-service: {exc.problems[0]}\n")
+    else:
+        header = f"otp-service: {len(exc.problems)} settings are missing or invalid:\n"
+        sys.stderr.write(header + "".join(f"  {problem}\n" for problem in exc.problems))
+    sys.exit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``otp-service`` console script."""
     args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except CannotListen as exc:
+        sys.exit(f"otp-service: {exc}")
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "dev":
-        run_dev(args.host, args.port, args.simulator_port)
+        run_dev(args.host, args.port, args.simulator_port, args.env_file)
         return
     if args.command == "openapi":
         document = openapi_document()
@@ -199,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "simulator":
         seed = base64.b64decode(args.signing_seed) if args.signing_seed else os.urandom(32)
         configure_logging("INFO")
+        listen(args.host, args.port).close()  # a port in use: one line, not uvicorn's error
         run_simulator(
             args.host,
             args.port,
@@ -212,10 +272,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        sys.exit(f"otp-service: {exc}")
+        _fail_on_settings(exc)
     configure_logging(settings.log_level)
     if args.command == "serve":
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+        serve(create_app(settings), listen(args.host, args.port))
         return
     try:
         asyncio.run(_admin(args, settings))

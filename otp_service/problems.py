@@ -170,6 +170,9 @@ def _field_errors(exc: ValidationException) -> list[dict[str, str]]:
     entries: list[dict[str, str]] = []
     extra: Any = exc.extra
     for item in extra if isinstance(extra, list) else []:
+        if isinstance(item, dict) and "field" in item:  # a body's errors (``api.bodies``)
+            entries.append({"field": str(item["field"]) or "body", "message": item["message"]})
+            continue
         message = str(item.get("message", "invalid value")) if isinstance(item, dict) else str(item)
         path, what = errors.split_validation_message(message)
         key = str(item.get("key", "")) if isinstance(item, dict) else ""

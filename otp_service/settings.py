@@ -1,8 +1,10 @@
 """Process settings, read once from the environment into a frozen object.
 
 Every variable is listed in ``ENVIRONMENT`` with its default and meaning; the README's table
-is written from the same list. A missing or malformed value raises ``SettingsError`` naming
-the variable, which ``__main__`` prints as one line before exiting.
+is written from the same list. Every variable is read before anything is reported, so one
+``SettingsError`` lists every missing or malformed value (one line each, naming the
+variable, never echoing its value), which ``__main__`` prints before exiting with status 2:
+an operator fixes a new deployment's environment in one round, not one variable per run.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ import binascii
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
 
 class SettingsError(Exception):
-    """A setting is missing or malformed; the message names the variable."""
+    """Settings are missing or malformed; ``problems`` has one line per variable, naming it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class Secret:
@@ -132,22 +138,28 @@ ENVIRONMENT: Final = (
 )
 
 
-def _raw(environ: Mapping[str, str], name: str) -> str:
-    var = next(v for v in ENVIRONMENT if v.name == name)
-    value = environ.get(name, "").strip()
-    if value:
-        return value
-    if var.default is None:
-        raise SettingsError(f"{name} is required: {var.meaning}")
-    return var.default
+class _Reader:
+    """Reads variables, noting every missing or malformed one instead of stopping at the first."""
 
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.problems: list[str] = []
 
-def _parsed(environ: Mapping[str, str], name: str, parse: Callable[[str], T], expect: str) -> T:
-    value = _raw(environ, name)
-    try:
-        return parse(value)
-    except (ValueError, binascii.Error) as exc:
-        raise SettingsError(f"{name} is malformed: expected {expect}") from exc
+    def __call__(self, name: str, parse: Callable[[str], T], expect: str) -> T:
+        """Return the parsed value of ``name``; a problem is noted and a placeholder returned.
+
+        The placeholder never leaves ``load_settings``, which raises once all are read.
+        """
+        var = next(v for v in ENVIRONMENT if v.name == name)
+        value = self._environ.get(name, "").strip()
+        if not value and var.default is None:
+            self.problems.append(f"{name} is required: {var.meaning}")
+            return cast("T", None)
+        try:
+            return parse(value or cast("str", var.default))
+        except (ValueError, binascii.Error):
+            self.problems.append(f"{name} is malformed: expected {expect}")
+            return cast("T", None)
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -219,43 +231,44 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every setting.
 
     Raises:
-        SettingsError: naming the first missing or malformed variable.
+        SettingsError: listing every missing or malformed variable, in ``ENVIRONMENT`` order.
     """
-    env = os.environ if environ is None else environ
-    threads = _parsed(env, "OTP_HASH_THREADS", _int_in(0, 256), "a whole number from 0 to 256")
-    return Settings(
-        redis_url=_parsed(
-            env,
+    read = _Reader(os.environ if environ is None else environ)
+    threads = read("OTP_HASH_THREADS", _int_in(0, 256), "a whole number from 0 to 256")
+    settings = Settings(
+        redis_url=read(
             "REDIS_URL",
             _url(("redis", "rediss", "unix")),
             "a redis://, rediss:// or unix:// URL",
         ),
-        admin_token=_parsed(env, "OTP_ADMIN_TOKEN", _min_length(16), "at least 16 characters"),
-        secret_key=_parsed(env, "OTP_SECRET_KEY", _min_length(32), "at least 32 characters"),
-        telnyx_api_key=_parsed(env, "TELNYX_API_KEY", Secret, "a Telnyx API key"),
-        telnyx_public_key=_parsed(env, "TELNYX_PUBLIC_KEY", _key32, "base64 of 32 bytes"),
-        telnyx_base_url=_parsed(env, "TELNYX_BASE_URL", _url(("http", "https")), "an http(s) URL"),
-        signing_key_seed=_parsed(env, "OTP_SIGNING_KEY", _optional_key32, "base64 of 32 bytes"),
-        public_url=_parsed(env, "OTP_PUBLIC_URL", _optional_url, "an http(s) URL"),
-        allow_private_webhooks=_parsed(env, "OTP_ALLOW_PRIVATE_WEBHOOKS", _bool, "0 or 1"),
-        argon2_time_cost=_parsed(env, "OTP_ARGON2_TIME_COST", _int_in(1, 20), "1 to 20"),
-        argon2_memory_kib=_parsed(
-            env, "OTP_ARGON2_MEMORY_KIB", _int_in(1024, 4_194_304), "1024 to 4194304 KiB"
+        admin_token=read("OTP_ADMIN_TOKEN", _min_length(16), "at least 16 characters"),
+        secret_key=read("OTP_SECRET_KEY", _min_length(32), "at least 32 characters"),
+        telnyx_api_key=read("TELNYX_API_KEY", Secret, "a Telnyx API key"),
+        telnyx_public_key=read("TELNYX_PUBLIC_KEY", _key32, "base64 of 32 bytes"),
+        telnyx_base_url=read("TELNYX_BASE_URL", _url(("http", "https")), "an http(s) URL"),
+        signing_key_seed=read("OTP_SIGNING_KEY", _optional_key32, "base64 of 32 bytes"),
+        public_url=read("OTP_PUBLIC_URL", _optional_url, "an http(s) URL"),
+        allow_private_webhooks=read("OTP_ALLOW_PRIVATE_WEBHOOKS", _bool, "0 or 1"),
+        argon2_time_cost=read("OTP_ARGON2_TIME_COST", _int_in(1, 20), "1 to 20"),
+        argon2_memory_kib=read(
+            "OTP_ARGON2_MEMORY_KIB", _int_in(1024, 4_194_304), "1024 to 4194304 KiB"
         ),
-        argon2_parallelism=_parsed(env, "OTP_ARGON2_PARALLELISM", _int_in(1, 16), "1 to 16"),
+        argon2_parallelism=read("OTP_ARGON2_PARALLELISM", _int_in(1, 16), "1 to 16"),
         hash_threads=threads or (os.cpu_count() or 1),
-        telnyx_timeout_seconds=_parsed(
-            env, "OTP_TELNYX_TIMEOUT_SECONDS", _positive_float, "seconds, above 0 and at most 60"
+        telnyx_timeout_seconds=read(
+            "OTP_TELNYX_TIMEOUT_SECONDS", _positive_float, "seconds, above 0 and at most 60"
         ),
-        redis_timeout_seconds=_parsed(
-            env, "OTP_REDIS_TIMEOUT_SECONDS", _positive_float, "seconds, above 0 and at most 60"
+        redis_timeout_seconds=read(
+            "OTP_REDIS_TIMEOUT_SECONDS", _positive_float, "seconds, above 0 and at most 60"
         ),
-        max_body_bytes=_parsed(
-            env, "OTP_MAX_BODY_BYTES", _int_in(1024, 1_048_576), "1024 to 1048576"
-        ),
-        log_level=_parsed(env, "OTP_LOG_LEVEL", _level, "DEBUG, INFO, WARNING or ERROR"),
-        run_workers=_parsed(env, "OTP_RUN_WORKERS", _bool, "0 or 1"),
-        job_lease_seconds=_parsed(
-            env, "OTP_JOB_LEASE_SECONDS", _positive_float, "seconds, above 0, at most 60"
+        max_body_bytes=read("OTP_MAX_BODY_BYTES", _int_in(1024, 1_048_576), "1024 to 1048576"),
+        log_level=read("OTP_LOG_LEVEL", _level, "DEBUG, INFO, WARNING or ERROR"),
+        run_workers=read("OTP_RUN_WORKERS", _bool, "0 or 1"),
+        job_lease_seconds=read(
+            "OTP_JOB_LEASE_SECONDS", _positive_float, "seconds, above 0, at most 60"
         ),
     )
+    if read.problems:
+        order = [v.name for v in ENVIRONMENT]
+        raise SettingsError(sorted(read.problems, key=lambda line: order.index(line.split()[0])))
+    return settings

@@ -9,13 +9,18 @@ import httpx
 import pytest
 
 from otp_service.app import create_app
+from otp_service.devredis import PrivateRedis
 from tests.conftest import (
     ADMIN_TOKEN,
     DEFAULT_SETTINGS,
     PROFILE_ID,
     MakeTenant,
+    MovableClock,
     Service,
     Simulator,
+    fresh_number,
+    sent_codes,
+    service_on,
     service_settings,
 )
 from tests.servers import serve
@@ -211,6 +216,89 @@ async def test_an_invalid_patch_names_the_field(admin: httpx.AsyncClient) -> Non
     )
     problem = assert_problem(response, 422, "validation_error")
     assert "settings.code_length" in error_fields(problem)
+
+
+EVERY_KIND_OF_BAD = {
+    "code_length": 99,
+    "max_sends": "5",
+    "favourite_colour": "blue",
+    "allowed_countries": ["GB", "france"],
+    "senders": {"GB": [{"type": "long_code", "from": 447400123000}], "gb": []},
+    "limits": {"tenant": {"max": 0, "interval_seconds": 60}},
+}
+"""Seven problems in six settings: a range, a type, an unknown field, a list item, a nested
+struct's field, and a dict's key and a value inside it."""
+
+EVERY_BAD_FIELD = [
+    ("settings.code_length", "<= 10"),
+    ("settings.max_sends", "Expected `int`, got `str`"),
+    ("settings", "unknown field `favourite_colour`"),
+    ("settings.allowed_countries[1]", "regex"),
+    ("settings.senders.GB[0].from", "Expected `str | null`, got `int`"),
+    ("settings.senders", "got `gb`"),
+    ("settings.limits.tenant.max", ">= 1"),
+]
+
+
+def assert_every_bad_field(problem: dict[str, Any]) -> None:
+    listed = [(entry["field"], entry["message"]) for entry in problem["errors"]]
+    for field, words in EVERY_BAD_FIELD:
+        assert any(f == field and words in m for f, m in listed), (field, listed)
+    assert len(listed) == len(EVERY_BAD_FIELD), listed
+
+
+async def test_a_create_lists_every_bad_setting_at_once(admin: httpx.AsyncClient) -> None:
+    """Seven bad settings are seven ``errors`` entries of one 422, each naming its field."""
+    response = await admin.post(
+        "/admin/tenants", json={"name": "Broken", "settings": EVERY_KIND_OF_BAD}
+    )
+    problem = assert_problem(response, 422, "validation_error")
+    assert_every_bad_field(problem)
+    assert problem["detail"] == "settings.code_length: Expected `int` <= 10"
+
+
+async def test_a_patch_lists_every_bad_setting_at_once(admin: httpx.AsyncClient) -> None:
+    """A PATCH names every bad field of its changes too, and changes nothing."""
+    created = await create_tenant(admin)
+    response = await admin.patch(
+        f"/admin/tenants/{created['id']}", json={"settings": EVERY_KIND_OF_BAD}
+    )
+    assert_every_bad_field(assert_problem(response, 422, "validation_error"))
+    assert (await admin.get(f"/admin/tenants/{created['id']}")).json() == created
+
+
+async def test_a_missing_name_and_bad_settings_are_listed_together(
+    admin: httpx.AsyncClient,
+) -> None:
+    """The body's own fields and the settings' are checked in the same pass."""
+    response = await admin.post("/admin/tenants", json={"settings": {"code_ttl_seconds": 1}})
+    problem = assert_problem(response, 422, "validation_error")
+    assert sorted(error_fields(problem)) == ["body", "settings.code_ttl_seconds"]
+
+
+async def test_a_pending_verification_keeps_the_code_length_it_started_with(
+    make_tenant: MakeTenant,
+    admin: httpx.AsyncClient,
+    sim: httpx.AsyncClient,
+    clock: MovableClock,
+) -> None:
+    """As the README's "When a settings change takes effect" says: after a PATCH to 8 digits,
+    a resend of a pending verification still sends 6, while a new one sends 8."""
+    tenant = await make_tenant(code_length=6)
+    pending, fresh = fresh_number(), fresh_number()
+    started = await tenant.client.post("/v1/verifications", json={"phone_number": pending})
+    assert started.status_code == 201, started.text
+    patched = await admin.patch(
+        f"/admin/tenants/{tenant.id}", json={"settings": {"code_length": 8}}
+    )
+    assert patched.status_code == 200, patched.text
+    clock.advance(31)  # past the resend cooldown
+    resent = await tenant.client.post("/v1/verifications", json={"phone_number": pending})
+    assert resent.status_code == 200, resent.text
+    assert [len(code) for code in await sent_codes(sim, pending)] == [6, 6]
+    new = await tenant.client.post("/v1/verifications", json={"phone_number": fresh})
+    assert new.status_code == 201, new.text
+    assert [len(code) for code in await sent_codes(sim, fresh)] == [8]
 
 
 async def test_patching_an_unknown_tenant_is_404(admin: httpx.AsyncClient) -> None:
@@ -468,3 +556,46 @@ async def test_an_idn_host_in_punycode_and_credentials_are_accepted(
     url = "https://hook-user:s3cret@xn--bcher-kva.example:8443/otp?token=x"
     tenant = await create_tenant(admin, events_webhook_url=url)
     assert tenant["settings"]["events_webhook_url"] == url
+
+
+# --- Listing tenants -----------------------------------------------------------------------
+
+
+async def test_tenants_are_listed_oldest_first_a_page_at_a_time(simulator: Simulator) -> None:
+    """On a Redis of its own, five tenants come back in creation order, two per page, each
+    exactly as ``GET /admin/tenants/{id}`` shows it; the last page has no cursor."""
+    with PrivateRedis() as redis, service_on(redis.url, simulator, OTP_RUN_WORKERS="0") as url:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=15) as client:
+            empty = await client.get("/admin/tenants")
+            assert empty.status_code == 200, empty.text
+            assert empty.json() == {"data": [], "next_cursor": None}
+            created = [await create_tenant(client, brand=f"Brand {n}") for n in range(5)]
+            pages: list[list[dict[str, Any]]] = []
+            cursor = None
+            while True:
+                params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+                page = await client.get("/admin/tenants", params=params)
+                assert page.status_code == 200, page.text
+                pages.append(page.json()["data"])
+                cursor = page.json()["next_cursor"]
+                if cursor is None:
+                    break
+            assert [len(page) for page in pages] == [2, 2, 1]
+            listed = [tenant for page in pages for tenant in page]
+            # each as the create answered it (GET's shape); two made in one ms go by id
+            assert listed == sorted(created, key=lambda t: (t["created_at"], t["id"]))
+
+
+@pytest.mark.parametrize("cursor", ["nope", "KzQ0NzQwMDEyMzQ1Ng", "MDAwMDAwMDAwMDAwMDAwOiJ0ZW4"])
+async def test_a_cursor_not_given_out_is_422(admin: httpx.AsyncClient, cursor: str) -> None:
+    """A made-up cursor (an opt-out list's among them) is a 422 naming ``cursor``."""
+    response = await admin.get("/admin/tenants", params={"cursor": cursor})
+    problem = assert_problem(response, 422, "validation_error")
+    assert error_fields(problem) == ["cursor"]
+
+
+async def test_listing_tenants_needs_the_admin_token(anonymous: httpx.AsyncClient) -> None:
+    """Without the admin token the list is 401, like every admin route."""
+    response = await anonymous.get("/admin/tenants")
+    assert_problem(response, 401, "unauthorized")

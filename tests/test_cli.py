@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import (
     DEFAULT_SETTINGS,
@@ -103,6 +104,44 @@ async def test_tenants_create_prints_the_tenant_and_show_reads_it(
     assert over_http.json() == tenant
 
 
+async def test_tenants_list_shows_every_tenant_once_oldest_first(
+    cli_env: dict[str, str], admin: httpx.AsyncClient
+) -> None:
+    """``tenants list`` walks every page: tenants made over HTTP are there, once, in order."""
+    made = []
+    for name in ("First listed", "Second listed"):
+        response = await admin.post("/admin/tenants", json={"name": name})
+        assert response.status_code == 201, response.text
+        made.append(response.json())
+    listed = await otp_service(cli_env, "tenants", "list")
+    assert listed.returncode == 0, listed.stderr
+    tenants = listed.json()
+    ids = [tenant["id"] for tenant in tenants]
+    assert len(ids) == len(set(ids))
+    ours = [tenant for tenant in tenants if tenant["id"] in {t["id"] for t in made}]
+    assert ours == sorted(made, key=lambda t: (t["created_at"], t["id"]))
+
+
+async def test_tenants_reindex_lists_tenants_from_before_the_list(
+    cli_env: dict[str, str], admin: httpx.AsyncClient, redis: Redis
+) -> None:
+    """A tenant missing from the admin's index (made before it existed) is listed again after
+    ``tenants reindex``, once."""
+    made = (await admin.post("/admin/tenants", json={"name": "Older"})).json()
+    index = await redis.zrangebylex("otp:{admin}:tenants", "-", "+")
+    [member] = [m for m in index if str(m).endswith(made["id"])]
+    await redis.zrem("otp:{admin}:tenants", member)
+    before = await otp_service(cli_env, "tenants", "list")
+    assert made["id"] not in {tenant["id"] for tenant in before.json()}
+
+    reindexed = await otp_service(cli_env, "tenants", "reindex")
+    assert reindexed.returncode == 0, reindexed.stderr
+    assert reindexed.stdout.endswith(" tenants listed\n")
+    after = [t["id"] for t in (await otp_service(cli_env, "tenants", "list")).json()]
+    assert after.count(made["id"]) == 1
+    assert len(after) == len(set(after))
+
+
 async def test_showing_an_unknown_tenant_fails_cleanly(cli_env: dict[str, str]) -> None:
     """``tenants show`` of a tenant that does not exist exits non-zero with one clear line."""
     run = await otp_service(cli_env, "tenants", "show", "ten_doesnotexist")
@@ -186,6 +225,15 @@ async def test_invalid_settings_stop_tenants_create_cleanly(cli_env: dict[str, s
         assert run.stdout == ""
     assert "code_length" in runs[0].stderr
     assert "favourite_colour" in runs[1].stderr
+
+
+async def test_tenants_create_names_every_bad_setting_on_its_line(
+    cli_env: dict[str, str],
+) -> None:
+    """Two bad settings are both named in the one line the CLI prints."""
+    settings = json.dumps({"code_length": 99, "favourite_colour": "blue"})
+    run = await otp_service(cli_env, "tenants", "create", "Broken", "--settings", settings)
+    assert_clean_failure(run, "settings.code_length", "favourite_colour")
 
 
 async def test_settings_that_are_not_json_stop_tenants_create_cleanly(

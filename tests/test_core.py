@@ -632,6 +632,21 @@ def test_malformed_settings_are_named(name: str, value: str) -> None:
         assert value not in str(caught.value)
 
 
+def test_every_missing_or_malformed_setting_is_named_at_once() -> None:
+    """One error lists each bad variable on a line of its own, in the README's order."""
+    environ = {k: v for k, v in REQUIRED.items() if k not in {"OTP_SECRET_KEY", "TELNYX_API_KEY"}}
+    environ |= {"OTP_ARGON2_TIME_COST": "two", "REDIS_URL": "127.0.0.1:6379"}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ)
+    assert [line.split()[0] for line in caught.value.problems] == [
+        "REDIS_URL",
+        "OTP_SECRET_KEY",
+        "TELNYX_API_KEY",
+        "OTP_ARGON2_TIME_COST",
+    ]
+    assert str(caught.value).splitlines() == caught.value.problems
+
+
 @pytest.mark.parametrize(("value", "expected"), [("1", True), ("true", True), ("0", False)])
 def test_private_webhooks_flag_accepts_0_and_1(value: str, expected: bool) -> None:
     """OTP_ALLOW_PRIVATE_WEBHOOKS=1 turns the allowance on, 0 leaves it off."""

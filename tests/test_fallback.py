@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -143,6 +144,27 @@ async def test_a_refusal_another_sender_avoids_falls_back_in_the_same_request(
     [sent] = await inbox(sim, number)
     assert sent["from"] == "+447400123000"
     assert await approves(tenant, response.json()["id"], sent["text"].split(" ")[0])
+
+
+async def test_the_send_log_names_telnyx_error_codes_as_such(
+    tenant: TenantHandle, sim: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused send logs Telnyx's codes as ``telnyx_errors=``, never as ``codes=``.
+
+    A reader skimming the log for leaks must not mistake Telnyx's error numbers for OTP codes.
+    """
+    caplog.set_level(logging.INFO, logger="otp_service.usecases.delivery")
+    number = fresh_number()
+    await script(sim, number, sender_type="alphanumeric_sender_id", action="reject")
+    response = await start(tenant, number)
+    assert response.status_code == 201, response.text
+    ours = [
+        record.getMessage()
+        for record in caplog.records
+        if response.json()["id"] in record.getMessage()
+    ]
+    assert any("outcome=rejected telnyx_errors=40305" in line for line in ours), ours
+    assert all(" codes=" not in line for line in ours), ours
 
 
 async def test_a_telnyx_server_error_falls_back_too(

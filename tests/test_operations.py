@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from otp_service.__main__ import openapi_document
+from otp_service.api import swagger
 from otp_service.app import create_app
 from tests.conftest import Service, Simulator, TenantHandle, fresh_number, service_settings
 from tests.servers import serve
@@ -80,6 +82,39 @@ async def test_the_committed_openapi_document_is_the_one_served(
     served = (await anonymous.get("/schema/openapi.json")).json()
     assert json.loads(OPENAPI_FILE.read_text()) == served
     assert json.loads(openapi_document()) == served
+
+
+ASSET_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".png": "image/png",
+}
+
+
+@pytest.mark.parametrize("page", ["/schema/swagger", "/schema"])
+async def test_swagger_ui_loads_everything_from_the_service_itself(
+    anonymous: httpx.AsyncClient, page: str
+) -> None:
+    """The Swagger page names no other host: its script, preset, styles and favicon are
+    served by the service, are what the package ships, and are Swagger UI 5 (OpenAPI 3.1)."""
+    response = await anonymous.get(page)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text.split("spec: ", 1)[0]  # the page's head, before the embedded document
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert len(assets) == 4, assets
+    assert "validatorUrl: null" in response.text
+    shipped = Path(swagger.__file__).with_name("swagger_ui")
+    assert int((shipped / "VERSION").read_text().split(".")[0]) >= 5
+    for asset in assets:
+        assert asset.startswith("/schema/swagger-ui/"), asset
+        served = await anonymous.get(asset)
+        assert served.status_code == 200, asset
+        content_type = ASSET_TYPES[Path(asset).suffix]
+        assert served.headers["content-type"].startswith(content_type), served.headers
+        assert served.content == (shipped / Path(asset).name).read_bytes()
+    assert "https://" not in html
+    assert "http://" not in html
 
 
 async def test_the_openapi_document_documents_every_error_response(

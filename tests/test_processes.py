@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import signal
@@ -33,15 +34,27 @@ def free_port() -> int:
     return port
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 @contextmanager
-def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m otp_service ARGS`` with output to ``log``; interrupt it afterwards."""
+def running(
+    args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m otp_service ARGS`` with output to ``log``; interrupt it afterwards.
+
+    With ``cwd`` (where ``dev`` writes its environment file) the package still comes from
+    this checkout.
+    """
+    if cwd is not None:
+        env = env | {"PYTHONPATH": str(REPO)}
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603  (our own module, fixed arguments)
             [sys.executable, "-m", "otp_service", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
         try:
             yield process
@@ -66,17 +79,30 @@ def wait_for(url: str) -> None:
     pytest.fail(f"{url} did not come up")
 
 
+def wait_for_line(process: subprocess.Popen[bytes], log: Path, text: str) -> str:
+    """Wait until ``text`` is in the process's log; return the log."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while text not in log.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.1)
+    logged = log.read_text()
+    assert text in logged, logged
+    return logged
+
+
+def without_service_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "TELNYX_", "REDIS_"))}
+
+
 def test_dev_serves_a_working_api_with_a_ready_key(tmp_path: Path) -> None:
     """`otp-service dev` prints a key that starts and approves a verification, then stops clean."""
     api, sim = free_port(), free_port()
     log = tmp_path / "dev.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "TELNYX_", "REDIS_"))}
-    with running(["dev", "--port", str(api), "--simulator-port", str(sim)], env, log) as process:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while "tenant API key" not in log.read_text() and time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.1)
-        banner = log.read_text()
+    env = without_service_environment()
+    with running(
+        ["dev", "--port", str(api), "--simulator-port", str(sim)], env, log, cwd=tmp_path
+    ) as process:
+        banner = wait_for_line(process, log, "tenant API key")
         key = re.search(r"tenant API key\s+(\S+)", banner)
         assert key is not None, banner
         redis = re.search(r"redis://127\.0\.0\.1:(\d+)/0", banner)
@@ -106,6 +132,106 @@ def test_dev_serves_a_working_api_with_a_ready_key(tmp_path: Path) -> None:
         assert probe.connect_ex(("127.0.0.1", int(redis.group(1)))) != 0, "Redis outlived dev"
 
 
+def test_dev_prints_the_inbox_first_and_lets_the_cli_join_it(tmp_path: Path) -> None:
+    """The inbox URL is dev's first line; with the environment file dev writes (owner-only),
+    the CLI issues a key that the dev API accepts; the file is gone when dev stops."""
+    api, sim = free_port(), free_port()
+    log = tmp_path / "dev.log"
+    env_file = tmp_path / ".otp-service" / "dev.env"
+    with running(
+        ["dev", "--port", str(api), "--simulator-port", str(sim)],
+        without_service_environment(),
+        log,
+        cwd=tmp_path,
+    ) as process:
+        banner = wait_for_line(process, log, "tenant API key")
+        assert banner.splitlines()[0] == f"SMS inbox  http://127.0.0.1:{sim}/"
+        assert "set -a; . .otp-service/dev.env; set +a" in banner
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        assert env_file.parent.stat().st_mode & 0o777 == 0o700
+        loaded = subprocess.run(
+            ["/bin/sh", "-c", "set -a; . .otp-service/dev.env; set +a; env"],
+            cwd=tmp_path,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        environment = dict(line.split("=", 1) for line in loaded.splitlines() if "=" in line)
+        tenant_id = environment["OTP_DEV_TENANT_ID"]
+        assert f"tenant              {tenant_id}" in banner
+        cli = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "otp_service", "keys", "create", tenant_id],
+            env=environment | {"PYTHONPATH": str(REPO)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert cli.returncode == 0, cli.stderr
+        key = json.loads(cli.stdout)["key"]
+        answer = httpx.get(
+            f"{environment['OTP_DEV_API_URL']}/v1/opt-outs/+14155552671",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert answer.status_code == 200, answer.text
+    assert process.returncode == 0, log.read_text()
+    assert not env_file.exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "dev", "simulator"])
+def test_a_port_in_use_ends_in_one_line(
+    tmp_path: Path, redis_url: str, simulator: Simulator, command: str
+) -> None:
+    """A taken port stops serve, dev and the simulator with one line naming it, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "otp_service", command, "--port", str(port)],
+            env=os.environ | service_environ(redis_url, simulator) | {"PYTHONPATH": str(REPO)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"otp-service: port {port} on 127.0.0.1 is already in use (choose another with --port)"
+    ]
+    assert not (tmp_path / ".otp-service").exists()
+
+
+def test_serve_says_where_it_listens_and_logs_each_request(
+    tmp_path: Path, redis_url: str, simulator: Simulator
+) -> None:
+    """`serve` prints "listening on" once up, then one access line per request: method, path
+    (number masked, no query), status and duration."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = os.environ | service_environ(redis_url, simulator)
+    number = fresh_number()
+    with running(["serve", "--port", str(port)], env, log) as process:
+        wait_for_line(process, log, f"otp-service listening on http://127.0.0.1:{port}")
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/health/live", params={"token": "sekrit"}).status_code == 200
+        looked_up = httpx.get(
+            f"{base}/v1/opt-outs/{number}", headers={"Authorization": "Bearer otpk_nope"}
+        )
+        assert looked_up.status_code == 401
+        assert httpx.delete(f"{base}/health/live").status_code == 405
+        logged = wait_for_line(process, log, "DELETE /health/live 405")
+    access = [line for line in logged.splitlines() if "otp_service.access" in line]
+    assert re.search(r" GET /health/live 200 [0-9.]+ms$", access[0]), access
+    assert re.search(rf" GET /v1/opt-outs/\{number[:8]}\*+ 401 [0-9.]+ms$", access[1]), access
+    assert "sekrit" not in logged
+    assert number not in logged
+
+
 def test_serve_runs_the_api_from_the_environment(
     tmp_path: Path, redis_url: str, simulator: Simulator
 ) -> None:
@@ -124,9 +250,11 @@ def test_serve_runs_the_api_from_the_environment(
         assert tenants.status_code == 201
 
 
-def test_serve_refuses_to_start_without_its_settings(tmp_path: Path) -> None:
-    """Without OTP_ADMIN_TOKEN, `serve` exits at once with one line naming it."""
+def test_serve_reports_every_missing_or_malformed_setting_at_once(tmp_path: Path) -> None:
+    """With four required variables missing and one malformed, `serve` names all five in one
+    run, one line each, and exits 2 without a traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "TELNYX_"))}
+    env["OTP_LOG_LEVEL"] = "LOUD"
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "otp_service", "serve", "--port", str(free_port())],
         env=env,
@@ -135,9 +263,19 @@ def test_serve_refuses_to_start_without_its_settings(tmp_path: Path) -> None:
         timeout=30,
         check=False,
     )
-    assert result.returncode != 0
-    assert result.stderr.strip().count("\n") == 0
-    assert "OTP_ADMIN_TOKEN" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    header, *lines = result.stderr.strip().splitlines()
+    assert header == "otp-service: 5 settings are missing or invalid:"
+    named = [line.split()[0] for line in lines]
+    assert named == [
+        "OTP_ADMIN_TOKEN",
+        "OTP_SECRET_KEY",
+        "TELNYX_API_KEY",
+        "TELNYX_PUBLIC_KEY",
+        "OTP_LOG_LEVEL",
+    ]
+    assert "LOUD" not in result.stderr
 
 
 def test_the_simulator_runs_alone_with_a_given_key(tmp_path: Path) -> None:

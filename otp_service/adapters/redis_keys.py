@@ -28,6 +28,17 @@ def tenant(tenant_id: str) -> str:
     return f"{_tenant(tenant_id)}:tenant"
 
 
+def tenant_index() -> str:
+    """Every tenant's id, for the admin's list (sorted set, score 0, ``<created ms>:<id>``).
+
+    The one key shared by all tenants, and acceptable as such because it is admin-only: it
+    is written when a tenant is created (tenants are never deleted) and read only by
+    ``GET /admin/tenants``; no start, check, receipt or job ever touches it, so it is on no
+    hot path. Its members sort by creation time (the 15-digit, zero-padded ms), then id.
+    """
+    return "otp:{admin}:tenants"
+
+
 def api_keys(tenant_id: str) -> str:
     """Hash of the tenant's API keys: key id to the stored key (JSON, no secret)."""
     return f"{_tenant(tenant_id)}:keys"

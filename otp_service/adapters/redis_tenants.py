@@ -8,6 +8,7 @@ work, never a working key that the admin cannot see or revoke.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -16,6 +17,14 @@ from otp_service.adapters import redis_keys as keys
 from otp_service.adapters.redis_scripts import load_script, text, translated
 from otp_service.adapters.redis_work import WorkQueue
 from otp_service.core.model import ApiKey, Tenant
+
+
+def index_member(tenant: Tenant) -> str:
+    """A tenant's entry in the admin's index: ``<created ms, 15 digits>:<id>``.
+
+    Entries then sort by creation time, then id.
+    """
+    return f"{tenant.created_at:015d}:{tenant.id}"
 
 
 class TenantStore:
@@ -31,12 +40,53 @@ class TenantStore:
     async def create(self, tenant: Tenant) -> None:
         """Store a new tenant (ids are random, so an existing one is never overwritten).
 
-        Its hint is written at once, so the workers' idle re-visits know the tenant even if
-        the hint of its first job is lost (``redis_work``).
+        The record is written before the admin's index entry, so the list never shows a
+        tenant that does not exist. Its hint is written at once, so the workers' idle
+        re-visits know the tenant even if the hint of its first job is lost (``redis_work``).
         """
         async with translated():
             await self._redis.set(keys.tenant(tenant.id), msgspec.json.encode(tenant), nx=True)
+            await self._redis.zadd(keys.tenant_index(), {index_member(tenant): 0})
         await self._work.hint(tenant.id, tenant.created_at, tenant.created_at)
+
+    async def page(self, after: str | None, limit: int) -> tuple[list[Tenant], str | None]:
+        """Return up to ``limit`` tenants, oldest first, after the index member ``after``.
+
+        The second value is the member to pass as ``after`` for the next page, ``None`` on
+        the last. The records are read with one pipelined GET each: they live in their
+        tenants' slots, so no single command could read them together on a cluster.
+        """
+        start = "-" if after is None else f"({after}"
+        async with translated():
+            members = await self._redis.zrangebylex(
+                keys.tenant_index(), start, "+", start=0, num=limit + 1
+            )
+            page = [text(member) for member in members[:limit]]
+            pipeline = self._redis.pipeline(transaction=False)
+            for member in page:
+                pipeline.get(keys.tenant(member.split(":", 1)[1]))
+            records = await pipeline.execute() if page else []
+        tenants = [self._tenant_decoder.decode(raw) for raw in records if raw is not None]
+        return tenants, page[-1] if len(members) > limit else None
+
+    async def reindex(self) -> int:
+        """Add every tenant to the admin's index; return how many tenants there are.
+
+        For tenants created before the index existed. Every tenant ever created has a worker
+        hint (written at creation, never removed), so the hint shards list them all, on
+        Redis Cluster too, where no ``SCAN`` sees every node. Adding is idempotent.
+        """
+        total = 0
+        for shard in range(keys.HINT_SHARDS):
+            async with translated():
+                hinted = cast("list[bytes]", await self._redis.zrange(keys.hints(shard), 0, -1))
+            for tenant_id in map(text, hinted):
+                tenant = await self.get(tenant_id)
+                if tenant is not None:
+                    async with translated():
+                        await self._redis.zadd(keys.tenant_index(), {index_member(tenant): 0})
+                    total += 1
+        return total
 
     async def get(self, tenant_id: str) -> Tenant | None:
         """Return the tenant, or ``None`` when there is none with this id."""

@@ -21,6 +21,7 @@ from otp_service.api.schemas import (
     OptOutListOut,
     OptOutOut,
     PatchTenantBody,
+    TenantListOut,
     TenantOut,
     tenant_out,
 )
@@ -31,6 +32,7 @@ from otp_service.runtime import Services
 from otp_service.usecases.delivery import opt_out_scope
 
 _CURSOR_NUMBER: Final = re.compile(r"\+[0-9]{1,15}", re.ASCII)
+_CURSOR_TENANT: Final = re.compile(r"[0-9]{15}:ten_[a-z0-9]{1,40}", re.ASCII)
 
 
 class AdminController(Controller):
@@ -52,6 +54,26 @@ class AdminController(Controller):
     ) -> TenantOut:
         """Create a tenant with its settings (defaults for what is left out)."""
         return tenant_out(await services.tenants.create(data.name, data.settings))
+
+    @get("/tenants", summary="List tenants", responses=problem_responses(401, 422))
+    async def list_tenants(
+        self,
+        services: NamedDependency[Services],
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        cursor: Annotated[
+            str | None,
+            QueryParameter(max_length=128, description="`next_cursor` of the previous page"),
+        ] = None,
+    ) -> TenantListOut:
+        """List tenants, oldest first, `limit` at a time, each as `GET /admin/tenants/{id}` has it.
+
+        A tenant created while paging appears on the last page; none is listed twice.
+        """
+        page, last = await services.tenants.list_tenants(_tenant_position(cursor), limit)
+        return TenantListOut(
+            data=[tenant_out(tenant) for tenant in page],
+            next_cursor=None if last is None else _cursor_of(last),
+        )
 
     @get("/tenants/{tenant_id:str}", summary="Read a tenant", responses=problem_responses(401, 404))
     async def read_tenant(
@@ -214,25 +236,35 @@ class AdminController(Controller):
         )
 
 
-def _cursor_of(e164: str) -> str:
-    """Wrap the last number of a page, so clients treat the cursor as opaque."""
-    return base64.urlsafe_b64encode(e164.encode()).decode().rstrip("=")
+def _cursor_of(position: str) -> str:
+    """Wrap the last position of a page (a number, a tenant's index entry) as an opaque cursor."""
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
 
 
-def _number_of(cursor: str | None) -> str | None:
-    """Unwrap a cursor made by ``_cursor_of``.
+def _position_of(cursor: str | None, valid: re.Pattern[str]) -> str | None:
+    """Unwrap a cursor made by ``_cursor_of``, whose position must match ``valid``.
 
     Raises:
-        InvalidInput: anything else (the number then also cannot smuggle ``ZRANGEBYLEX``
+        InvalidInput: anything else (the position then also cannot smuggle ``ZRANGEBYLEX``
             syntax into the query).
     """
     if cursor is None:
         return None
     try:
-        number = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        position = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except ValueError:  # not base64, or not ASCII/UTF-8
-        number = ""
-    if not _CURSOR_NUMBER.fullmatch(number):
+        position = ""
+    if not valid.fullmatch(position):
         message = "not a cursor this API gave out"
         raise InvalidInput(f"cursor: {message}", [{"field": "cursor", "message": message}])
-    return number
+    return position
+
+
+def _number_of(cursor: str | None) -> str | None:
+    """The phone number an opt-out list's cursor stands for."""
+    return _position_of(cursor, _CURSOR_NUMBER)
+
+
+def _tenant_position(cursor: str | None) -> str | None:
+    """The tenant index entry a tenant list's cursor stands for."""
+    return _position_of(cursor, _CURSOR_TENANT)

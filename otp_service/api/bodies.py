@@ -23,6 +23,7 @@ from litestar import Request
 from litestar.exceptions import ValidationException
 
 from otp_service.core.json_body import parse_json_body
+from otp_service.core.validation import every_error
 from otp_service.errors import MalformedBody, UnsupportedMediaType
 
 JSON_MEDIA_TYPES = "`application/json` (charset, if given, `utf-8`) or any `application/*+json`"
@@ -54,8 +55,8 @@ def decode_body(body: bytes, body_type: object) -> object:
 
     Raises:
         MalformedBody: not JSON (syntax, UTF-8, nesting).
-        ValidationException: JSON of the wrong shape; the problem handler turns it into the
-            422 of the field it names.
+        ValidationException: JSON of the wrong shape, listing every bad field (msgspec's
+            first error first); the problem handler turns it into a 422.
     """
     value = parse_json_body(body)
     try:
@@ -63,7 +64,9 @@ def decode_body(body: bytes, body_type: object) -> object:
     except RecursionError as exc:
         raise MalformedBody("the request body is nested too deeply") from exc
     except msgspec.ValidationError as exc:
-        raise ValidationException(str(exc), extra=[{"message": str(exc)}]) from exc
+        found = every_error(value, body_type, exc)
+        extra = [{"field": bad.field, "message": bad.message} for bad in found]
+        raise ValidationException(str(exc), extra=extra) from exc
 
 
 class JsonRequest(Request[Any, Any, Any]):

@@ -19,6 +19,7 @@ from typing import Any, Final
 import msgspec
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPI,
@@ -32,6 +33,7 @@ from litestar.openapi.spec import (
 
 from otp_service import __version__
 from otp_service.api.schemas import SCHEMA_REF
+from otp_service.api.swagger import OfflineSwagger
 from otp_service.problems import PROBLEM_JSON
 
 
@@ -42,6 +44,13 @@ def openapi_config() -> OpenAPIConfig:
         version=__version__,
         description="SMS one-time codes over Telnyx, multi-tenant. Reference: docs/api.md.",
         path="/schema",
+        # Swagger UI from the package (api/swagger.py), never a CDN; the document as JSON
+        # and YAML. Litestar's other viewers load their scripts from CDNs, so are left out.
+        render_plugins=[
+            OfflineSwagger("/schema"),
+            JsonRenderPlugin(),
+            YamlRenderPlugin(path=["/openapi.yaml", "/openapi.yml"]),
+        ],
         use_handler_docstrings=True,  # they say what a route does beyond its schema
         components=Components(
             security_schemes={

@@ -224,6 +224,13 @@ class TenantOut(msgspec.Struct, kw_only=True):
     ]
 
 
+class TenantListOut(msgspec.Struct, kw_only=True):
+    """A page of tenants, oldest first; ``next_cursor`` fetches the next one (null: the last)."""
+
+    data: list[TenantOut]
+    next_cursor: str | None
+
+
 class ApiKeyCreatedOut(msgspec.Struct, kw_only=True):
     """A new API key: ``key`` is shown this once."""
 

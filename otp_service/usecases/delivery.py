@@ -208,7 +208,7 @@ class Delivery:
         )
         self._metrics.otp_sends_total.labels(sender_type=sender.type.value, outcome=outcome).inc()
         log.info(
-            "send verification=%s to=%s sender=%s position=%d outcome=%s codes=%s",
+            "send verification=%s to=%s sender=%s position=%d outcome=%s telnyx_errors=%s",
             verification.id,
             phone.mask(verification.phone_number),
             sender.type.value,

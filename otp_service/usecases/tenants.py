@@ -26,12 +26,25 @@ from otp_service.core.model import ApiKey, Tenant, TenantSettings
 from otp_service.core.phone import mask
 from otp_service.core.senders import settings_problems
 from otp_service.core.urls import InvalidEventUrl, event_url_problem, parse_event_url
-from otp_service.errors import InvalidInput, NotFound, Unauthorized, split_validation_message
+from otp_service.core.validation import every_error
+from otp_service.errors import InvalidInput, NotFound, Unauthorized
 
 log = logging.getLogger("otp_service.usecases.tenants")
 
 KEY_PREFIX: Final = "otpk_"
 _SHOWN_PREFIX: Final = 12
+
+
+def settings_invalid(value: object, exc: msgspec.ValidationError, field: str) -> InvalidInput:
+    """The 422 for settings that do not fit ``TenantSettings``, listing every bad field.
+
+    ``field`` is where the settings sit in the request (``settings``), prefixed to each entry.
+    """
+    problems = [
+        {"field": f"{field}.{bad.field}" if bad.field else field, "message": bad.message}
+        for bad in every_error(value, TenantSettings, exc)
+    ]
+    return InvalidInput("the tenant settings are invalid", problems)
 
 
 class Tenants:
@@ -112,6 +125,20 @@ class Tenants:
             raise NotFound("no such tenant", "tenant_not_found")
         return tenant
 
+    async def list_tenants(self, after: str | None, limit: int) -> tuple[list[Tenant], str | None]:
+        """A page of tenants, oldest first, and where the next page starts (``None``: last).
+
+        ``after`` is the previous page's position, as this returned it.
+        """
+        return await self._store.page(after, limit)
+
+    async def reindex(self) -> int:
+        """List every tenant in the admin's index (those created before it included).
+
+        Returns how many tenants there are.
+        """
+        return await self._store.reindex()
+
     async def update(
         self, tenant_id: str, *, name: str | None, changes: dict[str, object]
     ) -> Tenant:
@@ -132,9 +159,7 @@ class Tenants:
             try:
                 settings = msgspec.convert(merged, TenantSettings)
             except msgspec.ValidationError as exc:
-                path, _ = split_validation_message(str(exc))
-                field = f"settings.{path}" if path else "settings"
-                raise InvalidInput(str(exc), [{"field": field, "message": str(exc)}]) from exc
+                raise settings_invalid(merged, exc, "settings") from exc
             return msgspec.structs.replace(
                 tenant,
                 name=name or tenant.name,
