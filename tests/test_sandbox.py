@@ -349,9 +349,18 @@ async def test_stats_count_sandbox_numbers_under_their_own_sender_type(
     [
         ({"15550100001": {}}, "settings.sandbox_numbers"),
         ({"+1555": {}}, "settings.sandbox_numbers"),
-        ({"+15550100001": {"outcome": "lost"}}, "settings.sandbox_numbers[...]"),
-        ({"+15550100001": {"colour": "red"}}, "settings.sandbox_numbers[...]"),
-        ({"+15550100001": {"fixed_code": "12a456"}}, "settings.sandbox_numbers[...]"),
+        (
+            {"+15550100001": {"outcome": "lost"}},
+            "settings.sandbox_numbers.+15550100001.outcome",
+        ),
+        (
+            {"+15550100001": {"colour": "red"}},
+            "settings.sandbox_numbers.+15550100001",
+        ),
+        (
+            {"+15550100001": {"fixed_code": "12a456"}},
+            "settings.sandbox_numbers.+15550100001.fixed_code",
+        ),
         (
             {"+15550100001": {"fixed_code": "1234"}},
             "settings.sandbox_numbers.+15550100001.fixed_code",
@@ -368,7 +377,10 @@ async def test_stats_count_sandbox_numbers_under_their_own_sender_type(
             {"+15550100001": {"outcome": "silent", "delay_seconds": 5}},
             "settings.sandbox_numbers.+15550100001.delay_seconds",
         ),
-        ({"+15550100001": {"delay_seconds": -1}}, "settings.sandbox_numbers[...]"),
+        (
+            {"+15550100001": {"delay_seconds": -1}},
+            "settings.sandbox_numbers.+15550100001.delay_seconds",
+        ),
         ({"+99912345678": {}}, "settings.sandbox_numbers.+99912345678"),
         ({f"+1555010{n:04d}": {} for n in range(101)}, "settings.sandbox_numbers"),
     ],
