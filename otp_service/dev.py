@@ -222,7 +222,11 @@ def run_dev(host: str, port: int, simulator_port: int, env_file: Path = ENV_FILE
             "OTP_ALLOW_PRIVATE_WEBHOOKS": "1",
         }
         settings = load_settings(environment)
-        simulator = SimulatorConfig(signing_seed=simulator_seed, api_key=telnyx_key)
+        simulator = SimulatorConfig(
+            signing_seed=simulator_seed,
+            api_key=telnyx_key,
+            messaging_profile_id=DEV_TENANT_SETTINGS.messaging_profile_id,
+        )
         asyncio.run(
             _serve(settings, environment, simulator, (api_socket, simulator_socket), env_file)
         )
