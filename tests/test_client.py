@@ -18,16 +18,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from litestar import Litestar, Request, post
+from litestar import Litestar, Request, Response, get, post
+from litestar.params import FromPath
 from nacl.signing import SigningKey
 
 from otp_service.client import (
     AsyncOtpClient,
     AuthenticationError,
+    Block,
     Conflict,
     DestinationNotAllowed,
     ExpiredSignature,
@@ -44,18 +47,27 @@ from otp_service.client import (
     ProviderUnavailable,
     RateLimited,
     RecipientOptedOut,
+    ServerError,
     ServiceUnavailable,
     ValidationError,
     Verification,
     VerificationNotPending,
     verify_event,
 )
-from tests.conftest import MakeTenant, Service, TenantHandle, fresh_number, sent_codes
+from tests.conftest import (
+    MakeTenant,
+    Service,
+    Simulator,
+    TenantHandle,
+    fresh_number,
+    sent_codes,
+)
 from tests.servers import serve
 
 T = TypeVar("T")
 Client = OtpClient | AsyncOtpClient
 Connect = Callable[..., Client]
+README = Path(__file__).parent.parent / "README.md"
 
 
 async def answer(result: T | Awaitable[T]) -> T:
@@ -467,3 +479,118 @@ def test_the_client_imports_nothing_of_the_server() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == "['otp_service']"
+
+
+def readme_example(heading: str) -> str:
+    """The first Python block of a README section."""
+    section = README.read_text().split(f"\n## {heading}\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_readme_client_example_runs(
+    tenant: TenantHandle, service: Service, simulator: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's client example, run as written against the service, prints what it says."""
+    number = fresh_number("US")
+    example = (
+        readme_example("Python client")
+        .replace('"otpk_…"', repr(tenant.key))
+        .replace('"+14155552671"', repr(number))
+        .replace("http://127.0.0.1:8000", service.url)
+        .replace("http://127.0.0.1:8001", simulator.url)
+    )
+    exec(compile(example, "README.md", "exec"), {})  # noqa: S102  (our own README)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].endswith("(resend_cooldown)")
+    assert printed[1:] == ["True approved", "409 verification_not_pending approved"]
+
+
+async def test_the_readme_event_example_accepts_and_refuses(
+    make_tenant: MakeTenant, service: Service, receiver: tuple[Receiver, str]
+) -> None:
+    """The README's tenant-event handler answers 200 to a delivered event, 400 to a forged one."""
+    events, url = receiver
+    tenant = await make_tenant(events_webhook_url=url)
+    async with AsyncOtpClient(service.url, tenant.key) as otp:
+        started = await otp.start(fresh_number())
+        key = await otp.webhook_public_key()
+    headers, body = await events.delivered("verification.created", started.id)
+    namespace: dict[str, Any] = {}
+    example = readme_example("Tenant events").replace(
+        '"…from GET /v1/webhook-public-key…"', repr(key)
+    )
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102  (our own README)
+    assert namespace["receive"](headers, body) == 200
+    assert namespace["receive"](headers, body.replace(b"pending", b"approved")) == 400
+
+
+def signed(seed: bytes, body: bytes, timestamp: int) -> dict[str, str]:
+    """The headers the service would sign ``body`` with, by the key of ``seed``."""
+    signature = SigningKey(seed).sign(f"{timestamp}|".encode() + body).signature
+    return {
+        "otp-timestamp": str(timestamp),
+        "otp-signature-ed25519": base64.b64encode(signature).decode(),
+    }
+
+
+def test_event_data_is_decoded_by_the_event_type() -> None:
+    """A fraud.blocked event carries a Block; a type the client does not know, plain JSON."""
+    seed = os.urandom(32)
+    key = base64.b64encode(bytes(SigningKey(seed).verify_key)).decode()
+    now = int(time.time())
+    block = {
+        "id": "blk_1",
+        "limit": "prefix",
+        "value": "+447911",
+        "mode": "block",
+        "reason": "many unconfirmed sends",
+        "created_at": "2026-11-28T10:00:00.000Z",
+        "expires_at": "2026-11-28T11:00:00.000Z",
+        "strikes": 2,
+    }
+    body = json.dumps(
+        {"id": "evt_1", "type": "fraud.blocked", "created_at": block["created_at"], "data": block}
+    ).encode()
+    event = verify_event(body, signed(seed, body, now), key)
+    assert isinstance(event.data, Block)
+    assert (event.data.value, event.data.strikes) == ("+447911", 2)
+    assert event.data.expires_at - event.data.created_at == timedelta(hours=1)
+
+    future = {"id": "evt_2", "type": "number.ported", "created_at": block["created_at"]}
+    body = json.dumps(future | {"data": {"phone_number": "+447400123456"}}).encode()
+    assert verify_event(body, signed(seed, body, now), key).data == {
+        "phone_number": "+447400123456"
+    }
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[str]:
+    """A stand-in for a proxy in front of the service: errors that are no problem documents."""
+
+    @get("/busy/{rest:path}")
+    async def busy(rest: FromPath[str]) -> Response[str]:
+        return Response(f"slow down: {rest}", status_code=429, headers={"Retry-After": "7"})
+
+    @get("/down/{rest:path}")
+    async def down(rest: FromPath[str]) -> Response[str]:
+        return Response(f"<h1>502 {rest}</h1>", status_code=502, media_type="text/html")
+
+    with serve(Litestar([busy, down])) as url:
+        yield url
+
+
+async def test_errors_without_a_problem_document(connect: Connect, proxy: str) -> None:
+    """A proxy's answers still raise by status family; Retry-After comes from the header."""
+    busy = connect(key="otpk_any", base_url=f"{proxy}/busy")
+    error = await raised(lambda: busy.get("ver_x"))
+    assert type(error) is RateLimited
+    assert (error.status, error.code, error.retry_after, error.problem) == (
+        429,
+        "rate_limited",
+        7,
+        None,
+    )
+    down = connect(key="otpk_any", base_url=f"{proxy}/down")
+    error = await raised(lambda: down.get("ver_x"))
+    assert type(error) is ServerError  # not ProviderError: no sign that Telnyx was involved
+    assert error.status == 502
