@@ -175,7 +175,7 @@ def answer(call: Call[T], response: httpx.Response) -> T:
 
 def error_of(response: httpx.Response) -> OtpError:
     """The exception of an error answer, from its problem document when it has one."""
-    problem: Problem | None = None
+    problem: Problem | None
     try:
         problem = msgspec.json.decode(response.content, type=Problem)
     except msgspec.DecodeError:

@@ -77,9 +77,8 @@ def verify_event(
         raise InvalidSignature("the signature does not match the body and timestamp") from exc
     age = (time.time() if now is None else now) - int(timestamp)
     if abs(age) > tolerance_seconds:
-        raise ExpiredSignature(
-            f"signed {age:.0f} s from now, more than the {tolerance_seconds} s tolerated"
-        )
+        when = f"{abs(age):.0f} s {'ago' if age > 0 else 'ahead'}"
+        raise ExpiredSignature(f"signed {when}, beyond the {tolerance_seconds} s tolerated")
     return _event(raw_body)
 
 
