@@ -505,6 +505,26 @@ async def test_the_readme_client_example_runs(
     assert printed[1:] == ["True approved", "409 verification_not_pending approved"]
 
 
+async def test_the_readme_quick_start_verifies_a_code(
+    tenant: TenantHandle,
+    service: Service,
+    simulator: Simulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The five-minute flow at the top of the README, run as written, ends approved."""
+    number = fresh_number("US")
+    monkeypatch.setenv("KEY", tenant.key)
+    example = (
+        readme_example("Five minutes to a verified code")
+        .replace('"+14155552671"', repr(number))
+        .replace("http://127.0.0.1:8000", service.url)
+        .replace("http://127.0.0.1:8001", simulator.url)
+    )
+    exec(compile(example, "README.md", "exec"), {})  # noqa: S102  (our own README)
+    assert capsys.readouterr().out.splitlines() == ["approved"]
+
+
 async def test_the_readme_event_example_accepts_and_refuses(
     make_tenant: MakeTenant, service: Service, receiver: tuple[Receiver, str]
 ) -> None:
