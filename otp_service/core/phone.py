@@ -27,20 +27,29 @@ class PhoneNumber(msgspec.Struct, frozen=True):
     calling_code: int
 
 
-def parse_e164(raw: str) -> PhoneNumber:
-    """Parse a number that must already be in E.164 form and valid by libphonenumber.
+def _parse(raw: str) -> phonenumbers.PhoneNumber:
+    """Read an E.164-shaped ``raw`` with libphonenumber; validity is the caller's rule.
 
     Raises:
-        InvalidPhoneNumber: with a ``detail`` that says what is wrong.
+        InvalidPhoneNumber: not E.164-shaped, or unparseable.
     """
     if not _E164.fullmatch(raw):
         raise InvalidPhoneNumber(
             "phone_number must be E.164: '+', the country code and the number, digits only"
         )
     try:
-        parsed = phonenumbers.parse(raw, None)
+        return phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(f"phone_number cannot be parsed: {exc}") from exc
+
+
+def parse_e164(raw: str) -> PhoneNumber:
+    """Parse a number that must already be in E.164 form and valid by libphonenumber.
+
+    Raises:
+        InvalidPhoneNumber: with a ``detail`` that says what is wrong.
+    """
+    parsed = _parse(raw)
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhoneNumber("phone_number is not a valid number for its country code")
     region = phonenumbers.region_code_for_number(parsed)
@@ -64,14 +73,7 @@ def parse_fictional(raw: str) -> PhoneNumber:
     Raises:
         InvalidPhoneNumber: not E.164-shaped, or a calling code of no country.
     """
-    if not _E164.fullmatch(raw):
-        raise InvalidPhoneNumber(
-            "phone_number must be E.164: '+', the country code and the number, digits only"
-        )
-    try:
-        parsed = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber(f"phone_number cannot be parsed: {exc}") from exc
+    parsed = _parse(raw)
     calling_code = int(parsed.country_code or 0)
     region = phonenumbers.region_code_for_country_code(calling_code)
     if len(region) != 2 or region == phonenumbers.UNKNOWN_REGION:  # noqa: PLR2004  ("001")
