@@ -3,11 +3,14 @@
 One flow, as a developer lives it: a verification's SMS appears without a reload, its code
 is copied with the button and approves the verification, a STOP pressed on the page makes
 the next start 409, and "Delivery failed" on a held message of a two-sender tenant brings
-the fallback SMS in. The page is then photographed for the README (``docs/inbox.png``).
+the fallback SMS in. The page is then photographed: into the test's own folder, or over the
+README's ``docs/inbox.png`` when ``OTP_UPDATE_SCREENSHOT=1`` (so that a test run leaves the
+checkout as it found it, and refreshing the picture is one command).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,7 +33,7 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "inbox.png"
+README_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "inbox.png"
 LONG_CODE = "+447400123000"
 TWO_SENDERS: dict[str, Any] = {
     "messaging_profile_id": PROFILE_ID,
@@ -88,7 +91,7 @@ async def open_thread(page: Page, number: str) -> None:
 
 @pytest.mark.usefixtures("unheld")
 async def test_the_inbox_page_answers_as_a_phone_and_a_carrier(
-    page: Page, make_tenant: MakeTenant
+    page: Page, make_tenant: MakeTenant, tmp_path: Path
 ) -> None:
     """Start, see, copy, check; STOP then 409; delivery failed then the fallback SMS."""
     tenant = await make_tenant(**TWO_SENDERS)
@@ -148,5 +151,10 @@ async def test_the_inbox_page_answers_as_a_phone_and_a_carrier(
     await expect(fallback.locator(".status")).to_have_text("delivered", timeout=WAIT_MS)
 
     assert await page.evaluate("window.notReloaded") is True
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    await page.screenshot(path=SCREENSHOT)
+    screenshot = (
+        README_SCREENSHOT
+        if os.environ.get("OTP_UPDATE_SCREENSHOT") == "1"
+        else tmp_path / "inbox.png"
+    )
+    await page.screenshot(path=screenshot)
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
