@@ -6,6 +6,7 @@ from typing import Any, Final
 
 from litestar import Controller, Request, Router, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_429_TOO_MANY_REQUESTS
 
 from otp_service.api.twilio.auth import TwilioCaller, provide_twilio_caller
@@ -128,7 +129,7 @@ class TwilioVerifyController(Controller):
     @get("/Verifications/{sid:str}")
     async def fetch(
         self,
-        sid: str,
+        sid: FromPath[str],
         request: Request[Any, Any, Any],
         caller: NamedDependency[TwilioCaller],
         services: NamedDependency[Services],
@@ -144,7 +145,7 @@ class TwilioVerifyController(Controller):
     @post("/Verifications/{sid:str}", status_code=HTTP_200_OK)
     async def update(
         self,
-        sid: str,
+        sid: FromPath[str],
         request: Request[Any, Any, Any],
         caller: NamedDependency[TwilioCaller],
         services: NamedDependency[Services],
