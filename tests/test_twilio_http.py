@@ -268,6 +268,12 @@ async def test_a_body_that_is_not_a_form_is_19056(twilio: Twilio) -> None:
     twilio_error(untyped, 415, 19056)
 
 
+async def test_an_oversized_body_is_413_in_twilios_body(twilio: Twilio) -> None:
+    """A form over ``OTP_MAX_BODY_BYTES`` is refused before it is read."""
+    response = await twilio.start(To=fresh_number(), Channel="sms", Tags="x" * 20_000)
+    twilio_error(response, 413, 60200)
+
+
 async def test_another_service_sid_is_20404(twilio: Twilio, make_twilio: Any) -> None:
     """Right credentials with another tenant's ServiceSid, or one that is no SID: 20404."""
     other: Twilio = await make_twilio()

@@ -20,13 +20,12 @@ from typing import Any, Final
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import HTTPException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_401_UNAUTHORIZED,
     HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
-    HTTP_405_METHOD_NOT_ALLOWED,
     HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_502_BAD_GATEWAY,
@@ -44,7 +43,6 @@ LANDLINE: Final = 60205
 FRAUD_BLOCKED: Final = 60410
 GEO_PERMISSION: Final = 60605
 AUTHENTICATE: Final = 20003
-METHOD_NOT_ALLOWED: Final = 20004
 NOT_FOUND: Final = 20404
 TOO_MANY_REQUESTS: Final = 20429
 INTERNAL_ERROR: Final = 20500
@@ -202,12 +200,11 @@ def _handle_otp(request: Request[Any, Any, Any], exc: errors.OtpError) -> Respon
 
 
 def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[TwilioErrorBody]:
-    """Litestar's own errors on these routes (body too large, a bad path parameter...)."""
-    if isinstance(exc, NotFoundException):
-        return twilio_response(not_found(_resource(request)))
-    if exc.status_code == HTTP_405_METHOD_NOT_ALLOWED:
-        error = TwilioError(exc.status_code, METHOD_NOT_ALLOWED, "Method not allowed")
-        return twilio_response(error)
+    """Litestar's own errors inside these routes (a body over ``OTP_MAX_BODY_BYTES``...).
+
+    Unknown paths and methods are answered before any route is chosen, so by the app's
+    handlers, as problem documents like everywhere else.
+    """
     if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         log.error("HTTP error %s on %s %s", exc.status_code, request.method, request.url.path)
         return twilio_response(internal_error())
