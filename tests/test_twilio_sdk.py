@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -34,12 +35,14 @@ from tests.conftest import (
     MakeTenant,
     MovableClock,
     Service,
+    Simulator,
     TenantHandle,
     fresh_number,
     sent_codes,
 )
 
 TWILIO_VERIFY = "https://verify.twilio.com"
+README = Path(__file__).parent.parent / "README.md"
 T = TypeVar("T")
 
 
@@ -376,3 +379,23 @@ async def test_an_api_key_sid_signs_in_as_twilios_api_keys_do(
     )
     services = mismatched.verify.v2.services(twilio.service_sid)
     refused(lambda: services.verifications.create(to=fresh_number(), channel="sms"), 401, 20003)
+
+
+async def test_the_readme_sdk_example_runs(
+    twilio: Twilio, service: Service, simulator: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's Twilio SDK example, run as written against the service."""
+    section = README.read_text().split("\n## Twilio Verify compatibility\n", 1)[1]
+    example = (
+        section.split("```python\n", 1)[1]
+        .split("```", 1)[0]
+        .replace('"AC…"', repr(twilio.account_sid))
+        .replace('"VA…"', repr(twilio.service_sid))
+        .replace('"otpk_…"', repr(twilio.tenant.key))
+        .replace('"+14155552671"', repr(fresh_number("US")))
+        .replace("http://127.0.0.1:8000", service.url)
+        .replace("http://127.0.0.1:8001", simulator.url)
+    )
+    with strict():
+        exec(compile(example, "README.md", "exec"), {})  # noqa: S102  (our own README)
+    assert capsys.readouterr().out.splitlines() == ["pending", "approved True"]
