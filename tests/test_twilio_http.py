@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ from litestar import Litestar, Request, Response, post
 from redis.asyncio import Redis
 
 from otp_service.core import twilio_ids
+from otp_service.core.ids import new_id
 from tests.conftest import (
     MakeTenant,
     Service,
@@ -125,6 +127,22 @@ async def twilio(make_twilio: Any) -> Twilio:
     """A tenant with the default settings, over /twilio."""
     made: Twilio = await make_twilio()
     return made
+
+
+def test_sids_and_ids_are_one_value_spelled_two_ways() -> None:
+    """core.twilio_ids: each id has one SID of its kind and back; nothing else converts."""
+    draw = random.Random(11)  # noqa: S311  (test data)
+    for ours, theirs in (("ten", "AC"), ("ten", "VA"), ("ver", "VE"), ("key", "SK")):
+        ident = new_id(ours, draw)
+        sid = twilio_ids.sid_of(theirs, ident)
+        assert re.fullmatch(rf"{theirs}[0-9a-f]{{32}}", sid), sid
+        assert twilio_ids.id_of(theirs, sid) == ident
+    ident = new_id("ver", draw)
+    with pytest.raises(ValueError, match="not a ten id"):
+        twilio_ids.sid_of("AC", ident)
+    sid = twilio_ids.sid_of("VE", ident)
+    for other in ("AC" + sid[2:], sid.upper(), sid[:-1], sid + "0", "VE" + "g" * 32, ""):
+        assert twilio_ids.id_of("VE", other) is None, other
 
 
 def twilio_error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
