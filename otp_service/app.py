@@ -22,6 +22,7 @@ from otp_service.api.methods import complete_allow
 from otp_service.api.openapi import openapi_config, refine
 from otp_service.api.operations import live, metrics, ready, telnyx_webhook
 from otp_service.api.stats import stats
+from otp_service.api.twilio.controller import twilio_router
 from otp_service.api.verifications import (
     OptOutController,
     VerificationController,
@@ -63,6 +64,7 @@ def create_app(
             live,
             ready,
             metrics,
+            *([twilio_router()] if settings.twilio_api else []),
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

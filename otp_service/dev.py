@@ -220,6 +220,7 @@ def run_dev(host: str, port: int, simulator_port: int, env_file: Path = ENV_FILE
             "TELNYX_BASE_URL": url_of(simulator_socket) + "/v2",
             "OTP_PUBLIC_URL": url_of(api_socket),
             "OTP_ALLOW_PRIVATE_WEBHOOKS": "1",
+            "OTP_TWILIO_API": "1",
         }
         settings = load_settings(environment)
         simulator = SimulatorConfig(

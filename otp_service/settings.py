@@ -67,6 +67,7 @@ class Settings:
     log_level: str
     run_workers: bool
     job_lease_seconds: float
+    twilio_api: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,11 @@ ENVIRONMENT: Final = (
         "10",
         "A background job in hand is leased this long, renewed while it runs; a dead worker's"
         " job is taken over when its lease runs out.",
+    ),
+    Variable(
+        "OTP_TWILIO_API",
+        "0",
+        "1 serves the Twilio Verify v2-compatible API under /twilio (docs/twilio.md).",
     ),
 )
 
@@ -267,6 +273,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_lease_seconds=read(
             "OTP_JOB_LEASE_SECONDS", _positive_float, "seconds, above 0, at most 60"
         ),
+        twilio_api=read("OTP_TWILIO_API", _bool, "0 or 1"),
     )
     if read.problems:
         order = [v.name for v in ENVIRONMENT]

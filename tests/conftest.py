@@ -128,6 +128,7 @@ def service_environ(redis_url: str, simulator: Simulator) -> dict[str, str]:
         "TELNYX_BASE_URL": f"{simulator.url}/v2",
         "OTP_ALLOW_PRIVATE_WEBHOOKS": "1",
         "OTP_TELNYX_TIMEOUT_SECONDS": "2",
+        "OTP_TWILIO_API": "1",
     }
 
 

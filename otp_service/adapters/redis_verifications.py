@@ -218,6 +218,7 @@ def verification_from_fields(raw: dict[str, str]) -> Verification:
         phone_number=raw["phone_number"],
         country=raw["country"],
         locale=raw["locale"] or None,
+        brand=raw.get("brand") or None,
         code_length=int(raw["code_length"]),
         created_at=int(raw["created_at"]),
         expires_at=int(raw["expires_at"]),
@@ -244,7 +245,7 @@ class VerificationStore:
         self._record_send = load_script(redis, "record_send")
         self._check_begin = load_script(redis, "check_begin")
         self._check_finish = load_script(redis, "check_finish")
-        self._cancel = load_script(redis, "cancel")
+        self._close = load_script(redis, "close")
         self._message_status = load_script(redis, "message_status")
         self._idempotency_begin = load_script(redis, "idempotency_begin")
         self._fallback_claim = load_script(redis, "fallback_claim")
@@ -294,6 +295,7 @@ class VerificationStore:
             "phone_number": new.phone_number,
             "country": new.country,
             "locale": new.locale or "",
+            "brand": new.brand or "",
             "code_length": new.code_length,
             "max_sends": new.max_sends,
             "max_check_attempts": new.max_check_attempts,
@@ -496,25 +498,29 @@ class VerificationStore:
             found = await self._redis.hget(keys.verification(tenant_id, verification_id), "status")
         return None if found is None else VerificationStatus(text(found))
 
-    async def cancel(
-        self, verification: Verification, now_ms: int, event_id: str
+    async def close(
+        self,
+        verification: Verification,
+        status: VerificationStatus,
+        now_ms: int,
+        event_id: str,
     ) -> tuple[bool, VerificationStatus] | None:
-        """Cancel if pending; return whether this call canceled it and the status it has.
+        """End a pending verification as ``status`` (canceled, or approved out of band).
 
-        ``None`` when the verification is gone.
+        Returns whether this call ended it and the status it has; ``None`` when it is gone.
         """
         reply = await self._changed(
-            self._cancel,
+            self._close,
             verification.tenant_id,
             now_ms,
             keys=self._keys_of(verification.tenant_id, verification.id, verification.phone_number),
-            args=[now_ms, ENDED_RETENTION_MS, event_id],
+            args=[now_ms, ENDED_RETENTION_MS, event_id, status.value],
         )
         match reply:
-            case ["canceled"]:
-                return True, VerificationStatus.CANCELED
-            case ["ended", status]:
-                return False, VerificationStatus(status)
+            case ["closed"]:
+                return True, status
+            case ["ended", ended]:
+                return False, VerificationStatus(ended)
             case _:
                 return None
 

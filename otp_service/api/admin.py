@@ -23,8 +23,10 @@ from otp_service.api.schemas import (
     PatchTenantBody,
     TenantListOut,
     TenantOut,
+    TwilioSidsOut,
     tenant_out,
 )
+from otp_service.core import twilio_ids
 from otp_service.core.views import block_out, rfc3339
 from otp_service.errors import InvalidInput
 from otp_service.problems import problem_responses
@@ -113,7 +115,11 @@ class AdminController(Controller):
         """Issue a key; ``key`` is shown in this response only."""
         record, key = await services.tenants.create_key(tenant_id)
         return ApiKeyCreatedOut(
-            id=record.id, key=key, prefix=record.prefix, created_at=rfc3339(record.created_at)
+            id=record.id,
+            key=key,
+            prefix=record.prefix,
+            created_at=rfc3339(record.created_at),
+            twilio_sid=twilio_ids.sid_of(twilio_ids.API_KEY, record.id),
         )
 
     @get(
@@ -126,7 +132,12 @@ class AdminController(Controller):
     ) -> list[ApiKeyOut]:
         """List the tenant's keys without secrets."""
         return [
-            ApiKeyOut(id=k.id, prefix=k.prefix, created_at=rfc3339(k.created_at))
+            ApiKeyOut(
+                id=k.id,
+                prefix=k.prefix,
+                created_at=rfc3339(k.created_at),
+                twilio_sid=twilio_ids.sid_of(twilio_ids.API_KEY, k.id),
+            )
             for k in await services.tenants.list_keys(tenant_id)
         ]
 
@@ -141,6 +152,21 @@ class AdminController(Controller):
     ) -> None:
         """Revoke a key; it stops working at once."""
         await services.tenants.revoke_key(tenant_id, key_id)
+
+    @get(
+        "/tenants/{tenant_id:str}/twilio",
+        summary="Read a tenant's Twilio SIDs",
+        responses=problem_responses(401, 404),
+    )
+    async def read_twilio_sids(
+        self, tenant_id: FromPath[str], services: NamedDependency[Services]
+    ) -> TwilioSidsOut:
+        """The account and service SIDs that name the tenant on the Twilio-compatible API."""
+        tenant = await services.tenants.get(tenant_id)
+        return TwilioSidsOut(
+            account_sid=twilio_ids.sid_of(twilio_ids.ACCOUNT, tenant.id),
+            service_sid=twilio_ids.sid_of(twilio_ids.SERVICE, tenant.id),
+        )
 
     @get(
         "/tenants/{tenant_id:str}/blocks",

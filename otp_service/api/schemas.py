@@ -238,6 +238,13 @@ class ApiKeyCreatedOut(msgspec.Struct, kw_only=True):
     key: str
     prefix: str
     created_at: str
+    twilio_sid: Annotated[
+        str,
+        Meta(
+            description="The key's Twilio-style API key SID (`SK` + 32 hex): with the key as "
+            "password, the user name of HTTP Basic on the Twilio-compatible API (`/twilio`)"
+        ),
+    ]
 
 
 class BlockListOut(msgspec.Struct, kw_only=True):
@@ -252,6 +259,35 @@ class ApiKeyOut(msgspec.Struct, kw_only=True):
     id: str
     prefix: str
     created_at: str
+    twilio_sid: Annotated[
+        str,
+        Meta(
+            description="The key's Twilio-style API key SID (`SK` + 32 hex): with the key as "
+            "password, the user name of HTTP Basic on the Twilio-compatible API (`/twilio`)"
+        ),
+    ]
+
+
+class TwilioSidsOut(msgspec.Struct, kw_only=True):
+    """A tenant's identifiers on the Twilio Verify v2-compatible API (`/twilio`).
+
+    Both are computed from the tenant's id, so they stay the same for the tenant's life.
+    """
+
+    account_sid: Annotated[
+        str,
+        Meta(
+            description="`AC` + 32 hex: Twilio's account SID, the user name of HTTP Basic "
+            "(with one of the tenant's API keys as password)"
+        ),
+    ]
+    service_sid: Annotated[
+        str,
+        Meta(
+            description="`VA` + 32 hex: the Verify service SID of the paths "
+            "(`/twilio/v2/Services/{ServiceSid}/...`); one service per tenant"
+        ),
+    ]
 
 
 def tenant_out(tenant: Tenant) -> TenantOut:

@@ -213,3 +213,5 @@ class Verification(msgspec.Struct, kw_only=True):
     max_check_attempts: int
     messages: list[Message]
     metadata: dict[str, str]
+    brand: str | None = None
+    """Named in the SMS instead of the tenant's brand (Twilio's ``CustomFriendlyName``)."""

@@ -85,7 +85,7 @@ class Delivery:
         chain = senders.route(tenant.settings, verification.phone_number, verification.country)
         text = sms.render_text(
             code,
-            brand=tenant.settings.brand or tenant.name,
+            brand=verification.brand or tenant.settings.brand or tenant.name,
             locale=verification.locale,
             domain=tenant.settings.webotp_domain,
         )

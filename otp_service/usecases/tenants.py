@@ -218,6 +218,15 @@ class Tenants:
         Raises:
             Unauthorized: unknown, revoked or malformed key.
         """
+        tenant, _ = await self.key_owner(key)
+        return tenant
+
+    async def key_owner(self, key: str) -> tuple[Tenant, str]:
+        """Return the tenant an API key belongs to and the key's id.
+
+        Raises:
+            Unauthorized: unknown, revoked or malformed key.
+        """
         if not key.startswith(KEY_PREFIX) or len(key) > 128:  # noqa: PLR2004
             raise Unauthorized("missing or invalid API key")
         found = await self._store.find_key(self.digest(key))
@@ -226,4 +235,4 @@ class Tenants:
         tenant = await self._store.get(found[0])
         if tenant is None:
             raise Unauthorized("missing or invalid API key")
-        return tenant
+        return tenant, found[1]

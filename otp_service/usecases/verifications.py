@@ -97,6 +97,8 @@ class StartRequest(msgspec.Struct, frozen=True, kw_only=True):
     code_length: int | None = None
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
     rate_limit_keys: dict[str, str] = msgspec.field(default_factory=dict)
+    brand: str | None = None
+    """Named in this verification's SMS instead of the tenant's brand."""
 
 
 class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -298,6 +300,7 @@ class Verifications:
             max_check_attempts=settings.max_check_attempts,
             messages=[],
             metadata=request.metadata,
+            brand=request.brand,
         )
 
     async def opt_out(self, tenant: Tenant, phone_number: str) -> tuple[str, OptOut | None]:
@@ -432,15 +435,31 @@ class Verifications:
             NotFound: no such verification.
             VerificationNotPending: it has already ended.
         """
+        return await self._close(tenant, verification_id, VerificationStatus.CANCELED)
+
+    async def approve(self, tenant: Tenant, verification_id: str) -> Verification:
+        """Approve a pending verification without a code.
+
+        For a tenant that verified the user some other way (Twilio's ``Status=approved``).
+
+        Raises:
+            NotFound: no such verification.
+            VerificationNotPending: it has already ended.
+        """
+        return await self._close(tenant, verification_id, VerificationStatus.APPROVED)
+
+    async def _close(
+        self, tenant: Tenant, verification_id: str, status: VerificationStatus
+    ) -> Verification:
         verification = await self.get(tenant, verification_id)
-        outcome = await self._store.cancel(
-            verification, self._clock.now_ms(), new_id("evt", self._rng)
+        outcome = await self._store.close(
+            verification, status, self._clock.now_ms(), new_id("evt", self._rng)
         )
         if outcome is None:
             raise NotFound("no such verification", "verification_not_found")
-        canceled, status = outcome
-        if not canceled:
-            raise self._not_pending(status)
+        closed, ended = outcome
+        if not closed:
+            raise self._not_pending(ended)
         return await self.get(tenant, verification_id)
 
     async def _decided_status(self, tenant_id: str, verification_id: str) -> VerificationStatus:
