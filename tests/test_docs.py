@@ -23,7 +23,7 @@ ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
 API = (ROOT / "docs" / "api.md").read_text()
 OPENAPI: dict[str, Any] = json.loads((ROOT / "openapi" / "openapi.json").read_text())
-DOCS = ("api.md", "architecture.md", "security.md", "operations.md")
+DOCS = ("api.md", "architecture.md", "security.md", "operations.md", "twilio.md")
 
 _OPERATION = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`\s?]*)")
 """An operation as docs/api.md writes it: ``METHOD /path`` in backticks."""
