@@ -29,6 +29,11 @@ from litestar.plugins import InitPlugin
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from redis import exceptions as redis_errors
+
+from otp_service.core.model import SenderType, VerificationStatus
+from otp_service.core.telnyx_errors import RULES
+from otp_service.errors import StoreUnavailable
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 """The classic text format, which every Prometheus version scrapes.
@@ -45,6 +50,59 @@ _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "O
 
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds; up to 10 s because no request may take longer (API.md), argon2 sits near 50 ms."""
+
+
+_SEND_OUTCOMES: Final = ("sent", "rejected", "unavailable")
+"""Outcomes of one send attempt (``otp_sends_total``)."""
+
+_RECEIPT_STATUSES: Final = frozenset(
+    {
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "delivery_unconfirmed",
+        "sending_failed",
+        "delivery_failed",
+        "expired",
+    }
+)
+"""Telnyx message statuses kept as labels; anything else is recorded as ``other``."""
+
+_ERROR_CODES: Final = frozenset(RULES)
+"""Telnyx error codes kept as labels (the classified ones); any other code is ``other``."""
+
+NO_ERROR: Final = "none"
+"""Error-code label of a receipt that carries no error code."""
+
+OTHER: Final = "other"
+"""The label of every value outside a bounded set."""
+
+QUEUES: Final = ("event", "expiry", "fallback", "sandbox_receipt")
+"""Background queues (job kinds of the tenants' outboxes, as in ``otp_jobs_total``)."""
+
+_ENDED: Final = tuple(s for s in VerificationStatus if s is not VerificationStatus.PENDING)
+
+_TELNYX_BUCKETS: Final = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+"""Seconds; Telnyx answers a send in 100-500 ms, the client gives up after its timeout."""
+
+
+def _country_label(country: str | None) -> str:
+    """Bound the ``country`` label to ISO 3166 alpha-2 shapes (``other`` for anything else)."""
+    if country and len(country) == 2 and country.isascii() and country.isupper():  # noqa: PLR2004
+        return country
+    return OTHER
+
+
+def redis_error_label(exc: BaseException) -> str:
+    """The class name of the Redis error behind ``exc`` (itself or its cause), else ``other``.
+
+    Only redis-py's own classes are names: a bounded set, unlike messages.
+    """
+    for candidate in (exc, exc.__cause__):
+        if isinstance(candidate, redis_errors.RedisError):
+            return type(candidate).__name__
+    return OTHER
 
 
 def _method_label(method: str) -> str:
@@ -70,6 +128,21 @@ class Metrics:
             raised and will be taken again).
         otp_worker_last_progress_timestamp_seconds: when the background worker last looked
             for work successfully (Unix time); a stale value means it is stuck.
+        otp_sends_by_country_total: send attempts by ``country`` (ISO alpha-2, ``other``),
+            ``sender_type`` and ``outcome`` (as ``otp_sends_total``, which stays for the
+            dashboards built on it).
+        otp_telnyx_send_duration_seconds: the outbound send call to Telnyx, by
+            ``sender_type`` and ``outcome``.
+        otp_receipts_total: delivery receipts applied, by ``status`` and ``error_code``
+            (a classified Telnyx code, ``none`` or ``other``).
+        otp_verifications_ended_total: verifications ended, by final ``status``; each
+            verification counts once, where its end is applied.
+        otp_webhook_signature_failures_total: Telnyx webhooks refused 401.
+        otp_redis_errors_total: Redis errors by ``source`` (``api``, ``worker``) and
+            ``error`` (redis-py's class name) that reached the API's error handler or the
+            worker.
+        otp_queue_depth / otp_queue_lag_seconds: per background ``queue``, the jobs due or
+            in hand, and how long the oldest due job has waited (set at scrape time).
     """
 
     def __init__(self) -> None:
@@ -135,6 +208,119 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.otp_sends_by_country_total = Counter(
+            "otp_sends_by_country_total",
+            "SMS send attempts, by destination country, sender type and outcome.",
+            ("country", "sender_type", "outcome"),
+            registry=self.registry,
+        )
+        self.otp_telnyx_send_duration_seconds = Histogram(
+            "otp_telnyx_send_duration_seconds",
+            "Duration of the outbound send call to Telnyx, by sender type and outcome.",
+            ("sender_type", "outcome"),
+            buckets=_TELNYX_BUCKETS,
+            registry=self.registry,
+        )
+        self.otp_receipts_total = Counter(
+            "otp_receipts_total",
+            "Delivery receipts applied (Telnyx's and the sandbox's), by status and error code.",
+            ("status", "error_code"),
+            registry=self.registry,
+        )
+        self.otp_verifications_ended_total = Counter(
+            "otp_verifications_ended_total",
+            "Verifications ended, by final status (each verification once).",
+            ("status",),
+            registry=self.registry,
+        )
+        self.otp_webhook_signature_failures_total = Counter(
+            "otp_webhook_signature_failures_total",
+            "Telnyx webhooks refused 401 (missing or wrong signature, or a stale timestamp).",
+            registry=self.registry,
+        )
+        self.otp_redis_errors_total = Counter(
+            "otp_redis_errors_total",
+            "Redis errors that reached the API's error handler or the worker, by source and class.",
+            ("source", "error"),
+            registry=self.registry,
+        )
+        self.otp_queue_depth = Gauge(
+            "otp_queue_depth",
+            "Jobs of a background queue that are due or in a worker's hands (at scrape time).",
+            ("queue",),
+            registry=self.registry,
+        )
+        self.otp_queue_lag_seconds = Gauge(
+            "otp_queue_lag_seconds",
+            "How long the oldest due job of a background queue has waited (0 if none).",
+            ("queue",),
+            registry=self.registry,
+        )
+        # Children bound once: the hot path then does dictionary lookups, not label checks.
+        self._sends = {
+            (t.value, o): self.otp_sends_total.labels(t.value, o)
+            for t in SenderType
+            for o in _SEND_OUTCOMES
+        }
+        self._sends_by_country: dict[str, dict[tuple[str, str], Counter]] = {}
+        self._telnyx = {
+            (t.value, o): self.otp_telnyx_send_duration_seconds.labels(t.value, o)
+            for t in SenderType
+            for o in _SEND_OUTCOMES
+        }
+        self._receipts: dict[str, dict[str, Counter]] = {}
+        self._ended: dict[VerificationStatus, Counter] = {
+            s: self.otp_verifications_ended_total.labels(s.value) for s in _ENDED
+        }
+        for queue in QUEUES:
+            self.otp_queue_depth.labels(queue).set(0)
+            self.otp_queue_lag_seconds.labels(queue).set(0)
+
+    def count_send(self, country: str | None, sender_type: str, outcome: str) -> None:
+        """Count one send attempt, in ``otp_sends_total`` and by country."""
+        key = (sender_type, outcome)
+        self._sends[key].inc()
+        label = _country_label(country)
+        by_key = self._sends_by_country.get(label)
+        if by_key is None:
+            by_key = self._sends_by_country[label] = {}
+        child = by_key.get(key)
+        if child is None:
+            child = by_key[key] = self.otp_sends_by_country_total.labels(label, *key)
+        child.inc()
+
+    def observe_telnyx(self, sender_type: str, outcome: str, seconds: float) -> None:
+        """Record how long one send call to Telnyx took."""
+        self._telnyx[sender_type, outcome].observe(seconds)
+
+    def count_receipt(self, status: str, error_codes: tuple[str, ...]) -> None:
+        """Count one receipt under its status and first error code (bounded labels)."""
+        status_label = status if status in _RECEIPT_STATUSES else OTHER
+        if not error_codes:
+            code = NO_ERROR
+        else:
+            code = error_codes[0] if error_codes[0] in _ERROR_CODES else OTHER
+        by_code = self._receipts.get(status_label)
+        if by_code is None:
+            by_code = self._receipts[status_label] = {}
+        child = by_code.get(code)
+        if child is None:
+            child = by_code[code] = self.otp_receipts_total.labels(status_label, code)
+        child.inc()
+
+    def count_ended(self, status: VerificationStatus) -> None:
+        """Count a verification that has just ended (call once, where the end was applied)."""
+        self._ended[status].inc()
+
+    def count_redis_error(self, source: str, exc: BaseException) -> None:
+        """Count a Redis error (``StoreUnavailable`` or a raw redis-py error) from ``source``."""
+        self.otp_redis_errors_total.labels(source, redis_error_label(exc)).inc()
+
+    def set_queue(self, queue: str, depth: int, lag_seconds: float) -> None:
+        """Set one background queue's gauges."""
+        self.otp_queue_depth.labels(queue).set(depth)
+        self.otp_queue_lag_seconds.labels(queue).set(max(lag_seconds, 0.0))
+
     def render(self) -> tuple[bytes, str]:
         """Return the exposition body and its full ``Content-Type``, for ``GET /metrics``.
 
@@ -198,6 +384,8 @@ class MetricsMiddleware(ASGIMiddleware):
 class MetricsPlugin(InitPlugin):
     """Install request metrics on an app: ``Litestar(..., plugins=[MetricsPlugin(metrics)])``.
 
+    It also counts the Redis errors that reach the app's error handlers.
+
     The middleware goes first in the app's list, so it is the outermost one and its timing
     covers every other middleware.
     """
@@ -209,7 +397,17 @@ class MetricsPlugin(InitPlugin):
         """Prepend the middleware and add the hook that counts unmatched requests."""
         app_config.middleware.insert(0, MetricsMiddleware(self._metrics))
         app_config.before_send.append(self._count_unmatched)
+        app_config.after_exception.append(self._count_redis_error)
         return app_config
+
+    async def _count_redis_error(self, exc: Exception, _: Scope) -> None:
+        """Count a Redis error that reached the error handlers (503, or 500 for a raw one).
+
+        A hook of the app sees the errors of every router, the Twilio one with its own
+        handlers included.
+        """
+        if isinstance(exc, StoreUnavailable | redis_errors.RedisError):
+            self._metrics.count_redis_error("api", exc)
 
     async def _count_unmatched(self, message: Message, scope: Scope) -> None:
         """Count responses the router sent itself (no handler in scope) as ``unmatched``.

@@ -79,6 +79,9 @@ class Services:
     event_signing_key: SigningKey
     worker: Worker | None
     """The background worker of this process (``None`` with ``OTP_RUN_WORKERS=0``)."""
+    work: WorkQueue
+    """The tenants' outboxes, read by ``GET /metrics`` for the queue gauges."""
+    clock: Clock
 
 
 def event_signing_key(settings: Settings) -> SigningKey:
@@ -180,7 +183,7 @@ def use_cases_over(
         webhooks=webhooks,
         sandbox=sandbox,
         idempotency=Idempotency(store),
-        expiries=Expiries(store=store, clock=clock, rng=rng),
+        expiries=Expiries(store=store, clock=clock, rng=rng, metrics=metrics),
         fallbacks=Fallbacks(
             store=store,
             tenants=tenant_store,
@@ -268,6 +271,8 @@ async def open_services(
             admin_token=settings.admin_token.reveal().encode(),
             event_signing_key=signing_key,
             worker=worker,
+            work=cases.work,
+            clock=clock,
         )
     finally:
         stop.set()

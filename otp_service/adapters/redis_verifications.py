@@ -370,8 +370,10 @@ class VerificationStore:
         event_id: str,
         silence_ms: int | None,
         sandbox_receipts: SandboxReceiptJob | None = None,
-    ) -> None:
+    ) -> bool:
         """Append a send attempt; ``fail`` ends the verification as ``failed``.
+
+        Returns whether this call ended the verification (so its end is counted once).
 
         A message Telnyx took gets its pointer first
         (so receipts find the verification), and the receipts that came before the pointer
@@ -389,7 +391,7 @@ class VerificationStore:
                     ],
                 )
             kept = [msgspec.json.decode(text(r), type=_KeptReceipt) for r in raw]
-        await self._changed(
+        reply = await self._changed(
             self._record_send,
             verification.tenant_id,
             now_ms,
@@ -405,6 +407,7 @@ class VerificationStore:
                 b"" if sandbox_receipts is None else _encoder.encode(sandbox_receipts),
             ],
         )
+        return bool(reply == ["ended"])
 
     async def check_begin(  # noqa: PLR0911  (one return per answer of the script)
         self,
@@ -600,15 +603,16 @@ class VerificationStore:
         )
         return bool(reply == [1])
 
-    async def fail(self, verification: Verification, now_ms: int, event_id: str) -> None:
-        """End a pending verification as ``failed`` (if it still is pending)."""
-        await self._changed(
+    async def fail(self, verification: Verification, now_ms: int, event_id: str) -> bool:
+        """End a pending verification as ``failed``; ``True`` when this call ended it."""
+        reply = await self._changed(
             self._fail,
             verification.tenant_id,
             now_ms,
             keys=self._keys_of(verification.tenant_id, verification.id, verification.phone_number),
             args=[now_ms, ENDED_RETENTION_MS, event_id],
         )
+        return bool(reply == [1])
 
     async def idempotency_begin(
         self, tenant_id: str, key: str, fingerprint: str, claim_ms: int

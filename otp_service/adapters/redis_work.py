@@ -92,6 +92,25 @@ def _decode(raw: str) -> Job | None:
     return job
 
 
+BACKLOG_SCAN: Final = 10_000
+"""Most members of one outbox set the backlog gauges read (``work_backlog.lua``)."""
+
+_QUEUE_OF_PREFIX: Final = {
+    "ev": "event",
+    "exp": "expiry",
+    "fb": "fallback",
+    "sbx": "sandbox_receipt",
+}
+"""Job kind of each outbox member prefix (the names ``otp_jobs_total`` uses)."""
+
+
+class Backlog(msgspec.Struct, kw_only=True):
+    """One background queue across tenants: jobs due or in hand, and the oldest due time."""
+
+    depth: int = 0
+    oldest_due_ms: int | None = None
+
+
 class WorkQueue:
     """Lease, finish and renew tenants' jobs; lease, settle and wake their hints."""
 
@@ -102,6 +121,34 @@ class WorkQueue:
         self._lease_hints = load_script(redis, "lease_due")
         self._settle = load_script(redis, "hint_settle")
         self._wake = load_script(redis, "hint_wake")
+        self._backlog = load_script(redis, "work_backlog")
+
+    async def backlog(self, now_ms: int) -> dict[str, Backlog]:
+        """Each queue's backlog over every tenant's outbox, for the metrics scrape.
+
+        Jobs live in per-tenant outboxes (no key is shared by all tenants), so this reads the
+        tenant index once and runs one read-only script per tenant, pipelined: one round
+        trip for the lot, off the hot path.
+        """
+        found = {queue: Backlog() for queue in _QUEUE_OF_PREFIX.values()}
+        async with translated():
+            members: list[str] = await self._redis.zrange(keys.tenant_index(), 0, -1)
+            pipe = self._redis.pipeline(transaction=False)
+            for member in members:
+                work, leases, _ = keys.outbox(text(member).split(":", 1)[1])
+                await self._backlog(keys=[work, leases], args=[now_ms, BACKLOG_SCAN], client=pipe)
+            replies = await pipe.execute() if members else []
+        for reply in replies:
+            for at in range(0, len(reply), 3):
+                queue = _QUEUE_OF_PREFIX.get(text(reply[at]))
+                if queue is None:
+                    continue
+                entry = found[queue]
+                entry.depth += int(reply[at + 1])
+                oldest = int(reply[at + 2])
+                if oldest >= 0 and (entry.oldest_due_ms is None or oldest < entry.oldest_due_ms):
+                    entry.oldest_due_ms = oldest
+        return found
 
     async def hint(self, tenant_id: str, due_ms: int, now_ms: int) -> None:
         """Tell the workers that the tenant has work due at ``due_ms``.

@@ -50,7 +50,21 @@ async def ready(services: NamedDependency[Services]) -> str:
 
 @get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type=MediaType.TEXT)
 async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
-    """Prometheus text exposition (format 0.0.4) of this process's counters and histograms."""
+    """Prometheus text exposition (format 0.0.4) of this process's counters and histograms.
+
+    The queue gauges are read from Redis now; if Redis does not answer they keep their
+    last values, so the scrape still succeeds (the Redis error is counted).
+    """
+    now_ms = services.clock.now_ms()
+    try:
+        backlog = await services.work.backlog(now_ms)
+    except StoreUnavailable as exc:
+        services.metrics.count_redis_error("api", exc)
+    else:
+        for queue, entry in backlog.items():
+            oldest = entry.oldest_due_ms
+            lag = 0.0 if oldest is None else (now_ms - oldest) / 1000
+            services.metrics.set_queue(queue, entry.depth, lag)
     body, content_type = services.metrics.render()
     return Response(body, headers={"content-type": content_type})
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 from otp_service.adapters.redis_optouts import OptOut, OptOutStore, profile_scope
 from otp_service.adapters.redis_verifications import VerificationStore
@@ -25,7 +26,7 @@ from otp_service.adapters.telnyx import OutboundSms, SentMessage, TelnyxClient
 from otp_service.clock import Clock
 from otp_service.core import phone, senders, sms
 from otp_service.core.ids import new_id
-from otp_service.core.model import Message, Sender, Tenant, Verification
+from otp_service.core.model import Message, Sender, Tenant, Verification, VerificationStatus
 from otp_service.core.telnyx_errors import Reaction, reaction_to
 from otp_service.errors import ProviderError, ProviderUnavailable, RecipientOptedOut
 from otp_service.metrics import Metrics
@@ -143,8 +144,13 @@ class Delivery:
                     failure.detail, maybe_sent=failure.maybe_sent, verification_id=verification.id
                 ) from failure
         if fail_when_exhausted:
-            await self._store.fail(verification, self._clock.now_ms(), new_id("evt", self._rng))
+            await self._fail(verification)
         raise refused or ProviderError("no sender is left to try", verification_id=verification.id)
+
+    async def _fail(self, verification: Verification) -> None:
+        """End the verification as failed, counting its end if this call ended it."""
+        if await self._store.fail(verification, self._clock.now_ms(), new_id("evt", self._rng)):
+            self._metrics.count_ended(VerificationStatus.FAILED)
 
     async def _transmit(
         self, tenant: Tenant, verification: Verification, sender: Sender, text: str
@@ -164,7 +170,17 @@ class Delivery:
             messaging_profile_id=tenant.settings.messaging_profile_id,
             webhook_url=self._webhook_url,
         )
-        return await self._telnyx.send(sms), None
+        start = time.perf_counter()
+        outcome = "unavailable"
+        try:
+            sent = await self._telnyx.send(sms)
+            outcome = "sent"
+        except ProviderError:
+            outcome = "rejected"
+            raise
+        finally:
+            self._metrics.observe_telnyx(sender.type.value, outcome, time.perf_counter() - start)
+        return sent, None
 
     async def _record(
         self,
@@ -190,7 +206,7 @@ class Delivery:
             updated_at=now,
         )
         timeout = tenant.settings.delivery_timeout_seconds
-        await self._store.record_send(
+        ended = await self._store.record_send(
             verification,
             message,
             fail=fail,
@@ -206,7 +222,9 @@ class Delivery:
             if isinstance(failure, ProviderError)
             else "unavailable"
         )
-        self._metrics.otp_sends_total.labels(sender_type=sender.type.value, outcome=outcome).inc()
+        self._metrics.count_send(verification.country, sender.type.value, outcome)
+        if ended:
+            self._metrics.count_ended(VerificationStatus.FAILED)
         log.info(
             "send verification=%s to=%s sender=%s position=%d outcome=%s telnyx_errors=%s",
             verification.id,

@@ -16,6 +16,7 @@ from otp_service.adapters.redis_work import ExpiryJob
 from otp_service.clock import Clock
 from otp_service.core.ids import new_id
 from otp_service.core.model import VerificationStatus
+from otp_service.metrics import Metrics
 
 EARLY_RETRY_MS: Final = 1_000
 """A timer that fires before the verification's expiry (this worker's clock runs behind the
@@ -25,8 +26,11 @@ one that started it) is tried again this much later."""
 class Expiries:
     """Handles expiry timer jobs."""
 
-    def __init__(self, *, store: VerificationStore, clock: Clock, rng: random.Random) -> None:
+    def __init__(
+        self, *, store: VerificationStore, clock: Clock, rng: random.Random, metrics: Metrics
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._clock = clock
         self._rng = rng
 
@@ -37,6 +41,7 @@ class Expiries:
         if await self._store.expire(
             tenant_id, job.verification_id, job.phone_number, now, event_id
         ):
+            self._metrics.count_ended(VerificationStatus.EXPIRED)
             return None
         status = await self._store.status(tenant_id, job.verification_id)
         return now + EARLY_RETRY_MS if status is VerificationStatus.PENDING else None

@@ -31,6 +31,7 @@ from otp_service.clock import Clock
 from otp_service.core import phone
 from otp_service.core.ids import new_id
 from otp_service.core.keywords import keyword_of
+from otp_service.errors import InvalidSignature
 from otp_service.metrics import Metrics
 
 log = logging.getLogger("otp_service.usecases.receipts")
@@ -64,13 +65,17 @@ class TelnyxWebhooks:
         Raises:
             InvalidSignature: missing or wrong signature, or a timestamp over 300 s away.
         """
-        verify_signature(
-            self._public_key,
-            timestamp=timestamp,
-            signature=signature,
-            body=body,
-            now=self._clock.now_ms() / 1000,
-        )
+        try:
+            verify_signature(
+                self._public_key,
+                timestamp=timestamp,
+                signature=signature,
+                body=body,
+                now=self._clock.now_ms() / 1000,
+            )
+        except InvalidSignature:
+            self._metrics.otp_webhook_signature_failures_total.inc()
+            raise
         event = parse_event(body)
         if isinstance(event, InboundEvent):
             await self._inbound(event)
@@ -89,6 +94,7 @@ class TelnyxWebhooks:
             message_id, status, error_codes, self._clock.now_ms(), new_id("evt", self._rng)
         )
         log.info("receipt message=%s status=%s outcome=%s", message_id, status, outcome)
+        self._metrics.count_receipt(status, error_codes)
         return outcome
 
     async def _inbound(self, event: InboundEvent) -> None:

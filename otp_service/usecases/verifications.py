@@ -36,6 +36,7 @@ import msgspec
 from otp_service.adapters.redis_optouts import OptOut, OptOutStore
 from otp_service.adapters.redis_verifications import (
     CheckAbandoned,
+    CheckFinished,
     CheckRefused,
     Conflict,
     Created,
@@ -371,6 +372,7 @@ class Verifications:
                 event_id=new_id("evt", self._rng),
                 conversion_window_ms=tenant.settings.fraud.window_seconds * 1000,
             )
+            self._count_if_ended(abandoned)
             self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
             raise self._not_pending(
                 abandoned.status if abandoned else VerificationStatus.MAX_ATTEMPTS_REACHED
@@ -394,6 +396,7 @@ class Verifications:
         )
         if finished is None:
             raise NotFound("no such verification", "verification_not_found")
+        self._count_if_ended(finished)
         ended_elsewhere = not finished.ended_now and (valid or finished.status not in _JUDGED)
         if ended_elsewhere:
             self._metrics.otp_checks_total.labels(outcome="not_pending").inc()
@@ -460,7 +463,13 @@ class Verifications:
         closed, ended = outcome
         if not closed:
             raise self._not_pending(ended)
+        self._metrics.count_ended(status)
         return await self.get(tenant, verification_id)
+
+    def _count_if_ended(self, finished: CheckFinished | None) -> None:
+        """Count the verification's end when this check is the one that ended it."""
+        if finished is not None and finished.ended_now:
+            self._metrics.count_ended(finished.status)
 
     async def _decided_status(self, tenant_id: str, verification_id: str) -> VerificationStatus:
         """The status once the checks holding every attempt have finished comparing.

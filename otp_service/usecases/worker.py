@@ -20,6 +20,8 @@ import logging
 import time
 from typing import Final
 
+from redis import exceptions as redis_errors
+
 from otp_service.adapters.redis_keys import HINT_SHARDS
 from otp_service.adapters.redis_work import (
     IDLE_REVISIT_MS,
@@ -120,10 +122,12 @@ class Worker:
                     await self._poll()
                     self._progress_at = time.monotonic()
                     self._metrics.otp_worker_last_progress.set_to_current_time()
-                except StoreUnavailable:
+                except StoreUnavailable as exc:
+                    self._metrics.count_redis_error("worker", exc)
                     log.warning("worker: Redis unavailable; retrying in 1 s")
                     pause = 1.0
-                except Exception:
+                except Exception as exc:
+                    self._count_if_redis(exc)
                     log.exception("worker: looking for work failed; retrying in 1 s")
                     pause = 1.0
                 with contextlib.suppress(TimeoutError):
@@ -172,9 +176,11 @@ class Worker:
                 await self._work.settle(tenant_id, leased_at, look_at)
                 if self._visits[tenant_id] == leased_at:
                     return
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            self._metrics.count_redis_error("worker", exc)
             log.warning("worker: Redis unavailable while visiting a tenant; it is looked at again")
-        except Exception:
+        except Exception as exc:
+            self._count_if_redis(exc)
             log.exception("worker: visiting tenant %s failed; it is looked at again", tenant_id)
         finally:
             del self._visits[tenant_id]
@@ -206,11 +212,13 @@ class Worker:
                 await self._work.done(leased, now)
             else:
                 await self._work.retry(leased, again[0], again[1], now)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             log.warning("worker: Redis unavailable during a %s job; it will be taken again", kind)
+            self._metrics.count_redis_error("worker", exc)
             self._metrics.otp_jobs_total.labels(kind=kind, outcome="failed").inc()
             return
-        except Exception:
+        except Exception as exc:
+            self._count_if_redis(exc)
             log.exception(
                 "worker: %s job %s of tenant %s failed; trying again in %d s",
                 kind,
@@ -223,6 +231,11 @@ class Worker:
             return
         outcome = "done" if again is None else "retried"
         self._metrics.otp_jobs_total.labels(kind=kind, outcome=outcome).inc()
+
+    def _count_if_redis(self, exc: Exception) -> None:
+        """Count an unexpected error in ``otp_redis_errors_total`` when Redis raised it."""
+        if isinstance(exc, redis_errors.RedisError):
+            self._metrics.count_redis_error("worker", exc)
 
     async def _handle(self, leased: LeasedJob) -> tuple[Job, int] | None:
         """Do the job; return it and when to do it again, or ``None`` when it is done."""
