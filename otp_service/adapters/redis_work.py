@@ -19,7 +19,7 @@ script touches one slot, so this runs on Redis Cluster as it does on one server.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -132,7 +132,7 @@ class WorkQueue:
         """
         found = {queue: Backlog() for queue in _QUEUE_OF_PREFIX.values()}
         async with translated():
-            members: list[str] = await self._redis.zrange(keys.tenant_index(), 0, -1)
+            members = cast("list[bytes]", await self._redis.zrange(keys.tenant_index(), 0, -1))
             pipe = self._redis.pipeline(transaction=False)
             for member in members:
                 work, leases, _ = keys.outbox(text(member).split(":", 1)[1])
