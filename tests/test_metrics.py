@@ -16,11 +16,14 @@ from litestar import Litestar, MediaType, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from otp_service.adapters import redis_keys as keys
 from otp_service.app import create_app
+from otp_service.errors import StoreUnavailable
 from otp_service.metrics import Metrics, MetricsPlugin
+from otp_service.problems import EXCEPTION_HANDLERS
 from tests.conftest import Simulator, TenantHandle, fresh_number, sent_codes, service_settings
 from tests.servers import serve
 
@@ -193,6 +196,42 @@ async def test_labels_of_sends_and_receipts_stay_bounded() -> None:
     assert receipts("other", "none") == 1
     assert "99999999" not in exposition
     assert "made_up_status" not in exposition
+
+
+async def test_each_redis_error_reaching_the_handlers_is_counted_once() -> None:
+    """A 503 from Redis and a raw redis-py error count once each, under their class."""
+    metrics = Metrics()
+
+    @get("/down")
+    async def down() -> None:
+        cause = redis_errors.TimeoutError("Timeout reading from socket")
+        raise StoreUnavailable("the data store is unavailable") from cause
+
+    @get("/broken")
+    async def broken() -> None:
+        raise redis_errors.ResponseError("WRONGTYPE")
+
+    @get("/other")
+    async def other() -> None:
+        raise StoreUnavailable("no Redis behind this one")
+
+    app = Litestar(
+        route_handlers=[down, broken, other],
+        plugins=[MetricsPlugin(metrics)],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        assert (await client.get("/down")).status_code == 503
+        assert (await client.get("/broken")).status_code == 500
+        assert (await client.get("/other")).status_code == 503
+    exposition = metrics.render()[0].decode()
+
+    def errors(error: str) -> float | None:
+        return _sample(exposition, "otp_redis_errors_total", source="api", error=error)
+
+    assert errors("TimeoutError") == 1
+    assert errors("ResponseError") == 1
+    assert errors("other") == 1
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 15) -> None:
