@@ -316,6 +316,14 @@ class Metrics:
         """Count a Redis error (``StoreUnavailable`` or a raw redis-py error) from ``source``."""
         self.otp_redis_errors_total.labels(source, redis_error_label(exc)).inc()
 
+    def count_if_redis_error(self, source: str, exc: BaseException) -> None:
+        """Count ``exc`` only when redis-py raised it.
+
+        Callers above the adapters need not know redis-py's classes to report an error.
+        """
+        if isinstance(exc, redis_errors.RedisError):
+            self.count_redis_error(source, exc)
+
     def set_queue(self, queue: str, depth: int, lag_seconds: float) -> None:
         """Set one background queue's gauges."""
         self.otp_queue_depth.labels(queue).set(depth)

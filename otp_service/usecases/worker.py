@@ -20,8 +20,6 @@ import logging
 import time
 from typing import Final
 
-from redis import exceptions as redis_errors
-
 from otp_service.adapters.redis_keys import HINT_SHARDS
 from otp_service.adapters.redis_work import (
     IDLE_REVISIT_MS,
@@ -234,8 +232,7 @@ class Worker:
 
     def _count_if_redis(self, exc: Exception) -> None:
         """Count an unexpected error in ``otp_redis_errors_total`` when Redis raised it."""
-        if isinstance(exc, redis_errors.RedisError):
-            self._metrics.count_redis_error("worker", exc)
+        self._metrics.count_if_redis_error("worker", exc)
 
     async def _handle(self, leased: LeasedJob) -> tuple[Job, int] | None:
         """Do the job; return it and when to do it again, or ``None`` when it is done."""
