@@ -28,3 +28,8 @@ def secret_id(secret: str) -> str:
 def public_key_id(public_key: bytes) -> str:
     """A short name of an Ed25519 public key (16 hex characters of its SHA-256)."""
     return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def api_key_digest(pepper: bytes, key: str) -> str:
+    """The keyed hash (hex) under which an API key is stored and looked up."""
+    return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()

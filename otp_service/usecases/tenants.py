@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import random
 from typing import Final
@@ -25,6 +23,7 @@ import msgspec
 from otp_service.adapters.dns import resolve
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.clock import Clock
+from otp_service.core.derive import api_key_digest
 from otp_service.core.ids import new_id
 from otp_service.core.model import ApiKey, Tenant, TenantSettings
 from otp_service.core.phone import mask
@@ -100,7 +99,7 @@ class Tenants:
 
     def digest(self, key: str) -> str:
         """Return the keyed hash under which an API key is stored."""
-        return hmac.new(self._pepper, key.encode(), hashlib.sha256).hexdigest()
+        return api_key_digest(self._pepper, key)
 
     async def create(self, name: str, settings: TenantSettings) -> Tenant:
         """Create a tenant.
@@ -128,7 +127,7 @@ class Tenants:
         The answer is read back under ``digest``: a key revoked meanwhile is not found,
         and a key another process moved first is.
         """
-        old = hmac.new(previous_pepper, key.encode(), hashlib.sha256).hexdigest()
+        old = api_key_digest(previous_pepper, key)
         found = await self._store.find_key(old)
         if found is None:
             return None
