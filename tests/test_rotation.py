@@ -16,7 +16,10 @@ import pytest
 from litestar import Litestar, Request, post
 from nacl.signing import SigningKey, VerifyKey
 
+from otp_service.core.derive import derive_key, secret_id
+from otp_service.core.hashing import Argon2Parameters, CodeHasher
 from otp_service.devredis import PrivateRedis
+from otp_service.settings import SettingsError
 from tests.conftest import (
     ADMIN_TOKEN,
     SECRET_KEY,
@@ -26,6 +29,7 @@ from tests.conftest import (
     fresh_number,
     sent_codes,
     service_on,
+    service_settings,
 )
 from tests.servers import serve
 
@@ -234,3 +238,51 @@ async def test_a_derived_signing_key_rotates_with_the_secret(
         during["public_key"],
         before["public_key"],
     ]
+
+
+CHEAP = Argon2Parameters(time_cost=1, memory_kib=1024, parallelism=1)
+
+
+def hasher_of(secret: str, previous: str | None = None) -> CodeHasher:
+    """A code hasher as the service builds one for these secrets (cheap argon2)."""
+    return CodeHasher(
+        derive_key(secret, "code-pepper"),
+        CHEAP,
+        key_id=secret_id(secret),
+        previous=None
+        if previous is None
+        else (secret_id(previous), derive_key(previous, "code-pepper")),
+    )
+
+
+def test_code_hashes_name_their_secret_and_are_checked_with_it() -> None:
+    """A hash names its secret; a rotating hasher accepts both generations, B alone only B."""
+    old, new = hasher_of(SECRET_KEY), hasher_of(NEW_SECRET)
+    rotating = hasher_of(NEW_SECRET, previous=SECRET_KEY)
+    made_by_old = old.hash("ver_a", "123456")
+    assert made_by_old.startswith(secret_id(SECRET_KEY) + ":$argon2id$")
+    assert rotating.matches_any("ver_a", "123456", [made_by_old])
+    assert not rotating.matches_any("ver_a", "654321", [made_by_old])
+    assert not new.matches_any("ver_a", "123456", [made_by_old])
+    made_while_rotating = rotating.hash("ver_a", "123456")
+    assert made_while_rotating.startswith(secret_id(NEW_SECRET) + ":")
+    assert new.matches_any("ver_a", "123456", [made_while_rotating])
+
+
+def test_unnamed_hashes_from_before_key_ids_still_check_during_a_rotation() -> None:
+    """A hash stored without a key id is tried with the current, then the previous secret."""
+    unnamed = CodeHasher(derive_key(SECRET_KEY, "code-pepper"), CHEAP).hash("ver_a", "123456")
+    assert unnamed.startswith("$argon2id$")
+    assert hasher_of(NEW_SECRET, previous=SECRET_KEY).matches_any("ver_a", "123456", [unnamed])
+    assert not hasher_of(NEW_SECRET).matches_any("ver_a", "123456", [unnamed])
+
+
+def test_a_short_previous_secret_is_refused_without_echoing_it(
+    redis_url: str, simulator: Simulator
+) -> None:
+    """OTP_SECRET_KEY_PREVIOUS must be as long as a secret; the error names, never shows it."""
+    with pytest.raises(SettingsError) as raised:
+        service_settings(redis_url, simulator, OTP_SECRET_KEY_PREVIOUS="short-old-secret")
+    assert any("OTP_SECRET_KEY_PREVIOUS" in line for line in raised.value.problems)
+    assert "short-old-secret" not in str(raised.value)
+    assert "**" in repr(service_settings(redis_url, simulator, OTP_SECRET_KEY_PREVIOUS=SECRET_KEY))
