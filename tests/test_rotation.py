@@ -16,6 +16,7 @@ import pytest
 from litestar import Litestar, Request, post
 from nacl.signing import SigningKey, VerifyKey
 
+from otp_service.client import AsyncOtpClient, InvalidSignature, verify_event
 from otp_service.core.derive import derive_key, secret_id
 from otp_service.core.hashing import Argon2Parameters, CodeHasher
 from otp_service.devredis import PrivateRedis
@@ -203,6 +204,8 @@ async def test_events_are_signed_by_the_new_key_and_both_keys_are_published(
         async with client_of(url, key) as client:
             published = (await client.get("/v1/webhook-public-key")).json()
             await client.post("/v1/verifications", json={"phone_number": fresh_number()})
+        async with AsyncOtpClient(url, key) as otp:
+            accepted = await otp.webhook_public_keys()
         deadline = time.monotonic() + 10
         while not found.raw:
             assert time.monotonic() < deadline, "no event arrived"
@@ -216,6 +219,10 @@ async def test_events_are_signed_by_the_new_key_and_both_keys_are_published(
         signed = headers["otp-timestamp"].encode() + b"|" + body
         signature = base64.b64decode(headers["otp-signature-ed25519"])
         VerifyKey(base64.b64decode(new_public)).verify(signed, signature)
+        assert verify_event(body, headers, accepted).id == json.loads(body)["id"]
+        with pytest.raises(InvalidSignature):
+            verify_event(body, headers, [old_public])
+    assert accepted == [new_public, old_public]
 
 
 async def test_a_derived_signing_key_rotates_with_the_secret(
