@@ -29,7 +29,7 @@ from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.redis_work import WorkQueue
 from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.clock import Clock, SystemClock
-from otp_service.core.derive import derive_key
+from otp_service.core.derive import derive_key, secret_id
 from otp_service.core.hashing import Argon2Parameters, CodeHasher
 from otp_service.hashing_pool import HashingPool
 from otp_service.metrics import Metrics
@@ -77,6 +77,8 @@ class Services:
     metrics: Metrics
     admin_token: bytes
     event_signing_key: SigningKey
+    previous_event_public_key: bytes | None
+    """The public key of the event signing key being rotated out, if any."""
     worker: Worker | None
     """The background worker of this process (``None`` with ``OTP_RUN_WORKERS=0``)."""
     work: WorkQueue
@@ -90,11 +92,48 @@ def event_signing_key(settings: Settings) -> SigningKey:
     return SigningKey(seed)
 
 
+def previous_event_public_key(settings: Settings) -> bytes | None:
+    """The public key of the former event signing key, while a rotation is under way.
+
+    ``OTP_SIGNING_KEY_PREVIOUS`` if set; otherwise, when the signing key is derived from the
+    secret and the secret is being rotated, the key derived from the previous secret.
+    ``None`` when there is no rotation or the former key is the current one.
+    """
+    seed = settings.signing_key_seed_previous
+    if seed is None and settings.signing_key_seed is None and settings.secret_key_previous:
+        seed = derive_key(settings.secret_key_previous.reveal(), "event-signing")
+    if seed is None:
+        return None
+    public = bytes(SigningKey(seed).verify_key)
+    return None if public == bytes(event_signing_key(settings).verify_key) else public
+
+
+def code_hasher(settings: Settings) -> CodeHasher:
+    """The argon2 code hasher: hashes named by the current secret, the previous one accepted."""
+    secret = settings.secret_key.reveal()
+    previous = settings.secret_key_previous
+    return CodeHasher(
+        derive_key(secret, "code-pepper"),
+        Argon2Parameters(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
+        key_id=secret_id(secret),
+        previous=None
+        if previous is None
+        else (secret_id(previous.reveal()), derive_key(previous.reveal(), "code-pepper")),
+    )
+
+
 def tenants_over(redis: Redis, settings: Settings, *, clock: Clock, rng: random.Random) -> Tenants:
     """The tenant use cases over a Redis client (the API's, or the CLI's own)."""
     return Tenants(
         store=TenantStore(redis, WorkQueue(redis)),
         key_pepper=derive_key(settings.secret_key.reveal(), "api-key-digest"),
+        previous_key_pepper=None
+        if settings.secret_key_previous is None
+        else derive_key(settings.secret_key_previous.reveal(), "api-key-digest"),
         clock=clock,
         rng=rng,
         allow_private_webhooks=settings.allow_private_webhooks,
@@ -202,7 +241,6 @@ async def open_services(
     settings: Settings, *, clock: Clock, rng: random.Random, metrics: Metrics
 ) -> AsyncIterator[Services]:
     """Open Redis, the Telnyx HTTP client and the argon2 pool; close them on exit."""
-    secret = settings.secret_key.reveal()
     redis = open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
     http = httpx.AsyncClient(
         base_url=settings.telnyx_base_url,
@@ -214,17 +252,7 @@ async def open_services(
         follow_redirects=False,
         trust_env=False,
     )
-    hashing = HashingPool(
-        CodeHasher(
-            derive_key(secret, "code-pepper"),
-            Argon2Parameters(
-                time_cost=settings.argon2_time_cost,
-                memory_kib=settings.argon2_memory_kib,
-                parallelism=settings.argon2_parallelism,
-            ),
-        ),
-        settings.hash_threads,
-    )
+    hashing = HashingPool(code_hasher(settings), settings.hash_threads)
     cases = use_cases_over(
         redis,
         TelnyxClient(http, api_key=settings.telnyx_api_key.reveal()),
@@ -270,6 +298,7 @@ async def open_services(
             metrics=metrics,
             admin_token=settings.admin_token.reveal().encode(),
             event_signing_key=signing_key,
+            previous_event_public_key=previous_event_public_key(settings),
             worker=worker,
             work=cases.work,
             clock=clock,

@@ -68,6 +68,8 @@ class Settings:
     run_workers: bool
     job_lease_seconds: float
     twilio_api: bool
+    secret_key_previous: Secret | None
+    signing_key_seed_previous: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,18 @@ ENVIRONMENT: Final = (
         "OTP_TWILIO_API",
         "0",
         "1 serves the Twilio Verify v2-compatible API under /twilio (docs/twilio.md).",
+    ),
+    Variable(
+        "OTP_SECRET_KEY_PREVIOUS",
+        "",
+        "During a rotation, the former OTP_SECRET_KEY: its API-key and code hashes are still"
+        " accepted (README, Rotating secrets).",
+    ),
+    Variable(
+        "OTP_SIGNING_KEY_PREVIOUS",
+        "",
+        "During a rotation, the former OTP_SIGNING_KEY: listed by /v1/webhook-public-key beside"
+        " the current key.",
     ),
 )
 
@@ -226,6 +240,10 @@ def _min_length(length: int) -> Callable[[str], Secret]:
     return parse
 
 
+def _optional_secret(value: str) -> Secret | None:
+    return _min_length(32)(value) if value else None
+
+
 def _level(value: str) -> str:
     level = value.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -274,6 +292,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "OTP_JOB_LEASE_SECONDS", _positive_float, "seconds, above 0, at most 60"
         ),
         twilio_api=read("OTP_TWILIO_API", _bool, "0 or 1"),
+        secret_key_previous=read(
+            "OTP_SECRET_KEY_PREVIOUS", _optional_secret, "empty or at least 32 characters"
+        ),
+        signing_key_seed_previous=read(
+            "OTP_SIGNING_KEY_PREVIOUS", _optional_key32, "base64 of 32 bytes"
+        ),
     )
     if read.problems:
         order = [v.name for v in ENVIRONMENT]

@@ -68,4 +68,6 @@ async def test_the_event_key_is_published_and_derived_from_the_secret(
     response = await tenant.client.get("/v1/webhook-public-key")
     assert response.status_code == 200
     expected = SigningKey(derive_key(SECRET_KEY, "event-signing")).verify_key
-    assert response.json() == {"public_key": base64.b64encode(bytes(expected)).decode()}
+    published = base64.b64encode(bytes(expected)).decode()
+    assert response.json()["public_key"] == published
+    assert [key["public_key"] for key in response.json()["keys"]] == [published]

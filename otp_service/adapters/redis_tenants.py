@@ -3,6 +3,10 @@
 A key is written to the tenant's list before its lookup pointer, and the pointer is deleted
 before the list entry on revocation: a crash in between leaves a listed key that does not
 work, never a working key that the admin cannot see or revoke.
+
+During a secret rotation a key found by its digest under the previous secret is re-stored
+under the current one (``rekey``). Revocation and the move are each one script that checks
+the record is still as read, so a revocation racing a move never leaves a working pointer.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class TenantStore:
         self._tenant_decoder = msgspec.json.Decoder(Tenant)
         self._key_decoder = msgspec.json.Decoder(ApiKey)
         self._compare_and_set = load_script(redis, "compare_and_set")
+        self._rekey = load_script(redis, "api_key_rekey")
+        self._revoke = load_script(redis, "api_key_revoke")
 
     async def create(self, tenant: Tenant) -> None:
         """Store a new tenant (ids are random, so an existing one is never overwritten).
@@ -132,14 +138,36 @@ class TenantStore:
 
     async def revoke_key(self, tenant_id: str, key_id: str) -> bool:
         """Stop the key working at once, then unlist it; ``False`` when it is not the tenant's."""
+        listed = keys.api_keys(tenant_id)
+        while True:
+            async with translated():
+                raw = await self._redis.hget(listed, key_id)
+                if raw is None:
+                    return False
+                key = self._key_decoder.decode(raw)
+                lookup = keys.api_key_lookup(key.digest)
+                if await self._revoke(keys=[listed, lookup], args=[key_id, raw]):
+                    return True
+
+    async def rekey(self, tenant_id: str, key_id: str, old_digest: str, new_digest: str) -> None:
+        """Re-store a key found by ``old_digest`` under ``new_digest``, in one step.
+
+        Nothing is written when the key was revoked or moved meanwhile; the caller looks the
+        key up again by ``new_digest`` either way.
+        """
+        listed = keys.api_keys(tenant_id)
         async with translated():
-            raw = await self._redis.hget(keys.api_keys(tenant_id), key_id)
+            raw = await self._redis.hget(listed, key_id)
             if raw is None:
-                return False
-            key = self._key_decoder.decode(raw)
-            await self._redis.delete(keys.api_key_lookup(key.digest))
-            await self._redis.hdel(keys.api_keys(tenant_id), key_id)
-        return True
+                return
+            record = self._key_decoder.decode(raw)
+            if record.digest != old_digest:
+                return
+            moved = msgspec.structs.replace(record, digest=new_digest)
+            await self._rekey(
+                keys=[listed, keys.api_key_lookup(old_digest), keys.api_key_lookup(new_digest)],
+                args=[key_id, raw, msgspec.json.encode(moved), f"{tenant_id} {key_id}"],
+            )
 
     async def find_key(self, digest: str) -> tuple[str, str] | None:
         """Return ``(tenant id, key id)`` for a key's keyed hash, or ``None``."""

@@ -129,10 +129,24 @@ class OptOutListOut(msgspec.Struct, kw_only=True):
     next_cursor: str | None
 
 
+class PublicKeyEntryOut(msgspec.Struct, kw_only=True):
+    """One Ed25519 public key that verifies tenant events, base64, with its short id."""
+
+    key_id: str
+    public_key: str
+
+
 class PublicKeyOut(msgspec.Struct, kw_only=True):
-    """The Ed25519 key that signs tenant events, base64."""
+    """The Ed25519 key that signs tenant events, base64.
+
+    ``keys`` lists every key a receiver should accept, the signing one first: during a
+    rotation of the signing key the former key follows, so events signed (and retried)
+    before every process had the new key still verify.
+    """
 
     public_key: str
+    key_id: str
+    keys: list[PublicKeyEntryOut]
 
 
 class StatsRowOut(msgspec.Struct, kw_only=True):

@@ -19,9 +19,11 @@ from otp_service.api.schemas import (
     CheckByPhoneBody,
     CheckOut,
     OptOutOut,
+    PublicKeyEntryOut,
     PublicKeyOut,
     StartVerificationBody,
 )
+from otp_service.core.derive import public_key_id
 from otp_service.core.model import Tenant
 from otp_service.core.views import VerificationOut, rfc3339, verification_out
 from otp_service.errors import OtpError
@@ -234,6 +236,15 @@ async def webhook_public_key(
     tenant: NamedDependency[Tenant],  # noqa: ARG001  (resolving it authenticates the caller)
     services: NamedDependency[Services],
 ) -> PublicKeyOut:
-    """The base64 Ed25519 public key over which tenant events are signed."""
-    key = bytes(services.event_signing_key.verify_key)
-    return PublicKeyOut(public_key=base64.b64encode(key).decode())
+    """The base64 Ed25519 public key over which tenant events are signed.
+
+    ``keys`` lists the keys to accept, the current one first, then, while the signing key
+    is rotated, the former one.
+    """
+    current = bytes(services.event_signing_key.verify_key)
+    previous = services.previous_event_public_key
+    keys = [
+        PublicKeyEntryOut(key_id=public_key_id(key), public_key=base64.b64encode(key).decode())
+        for key in (current, *([previous] if previous else []))
+    ]
+    return PublicKeyOut(public_key=keys[0].public_key, key_id=keys[0].key_id, keys=keys)

@@ -125,3 +125,7 @@ class AsyncOtpClient:
     async def webhook_public_key(self) -> str:
         """See ``OtpClient.webhook_public_key``."""
         return (await self._send(calls.webhook_public_key())).public_key
+
+    async def webhook_public_keys(self) -> list[str]:
+        """See ``OtpClient.webhook_public_keys``."""
+        return calls.accepted_keys(await self._send(calls.webhook_public_key()))

@@ -131,6 +131,11 @@ def webhook_public_key() -> Call[PublicKey]:
     return Call("GET", "/v1/webhook-public-key", PublicKey)
 
 
+def accepted_keys(answer: PublicKey) -> list[str]:
+    """The keys to accept events from (``public_key`` alone from a server without ``keys``)."""
+    return [entry.public_key for entry in answer.keys] or [answer.public_key]
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """Where the service is and who is asking: what every request of a client carries."""

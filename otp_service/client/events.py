@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -49,7 +49,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 def verify_event(
     raw_body: bytes,
     headers: Mapping[str, str],
-    public_key: str,
+    public_key: str | Sequence[str],
     *,
     tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
     now: float | None = None,
@@ -58,28 +58,38 @@ def verify_event(
 
     ``raw_body`` is the request body exactly as received (verify before parsing: a parsed
     and re-encoded body does not match); ``headers`` the request's headers (any case);
-    ``public_key`` the base64 key of ``GET /v1/webhook-public-key``; ``now`` the time in
-    Unix seconds (default: the clock's). Raises ``InvalidSignature`` when the event is not
-    signed by that key, and ``ExpiredSignature`` when its timestamp is more than
-    ``tolerance_seconds`` away from ``now``.
+    ``public_key`` the base64 key of ``GET /v1/webhook-public-key``, or several (its
+    ``keys``, e.g. ``webhook_public_keys()``: during a rotation either key is accepted);
+    ``now`` the time in Unix seconds (default: the clock's). Raises ``InvalidSignature``
+    when the event is signed by none of the keys, and ``ExpiredSignature`` when its
+    timestamp is more than ``tolerance_seconds`` away from ``now``.
     """
     timestamp = _header(headers, TIMESTAMP_HEADER).strip()
     if not timestamp.isascii() or not timestamp.isdigit():
         raise InvalidSignature(f"the {TIMESTAMP_HEADER} header is not Unix seconds")
     try:
         signature = base64.b64decode(_header(headers, SIGNATURE_HEADER), validate=True)
-        key = VerifyKey(base64.b64decode(public_key, validate=True))
+        keys = [
+            VerifyKey(base64.b64decode(key, validate=True))
+            for key in ([public_key] if isinstance(public_key, str) else public_key)
+        ]
     except (binascii.Error, ValueError) as exc:
         raise InvalidSignature(f"the signature or the public key is not base64: {exc}") from exc
-    try:
-        key.verify(timestamp.encode() + b"|" + raw_body, signature)
-    except (BadSignatureError, ValueError) as exc:
-        raise InvalidSignature("the signature does not match the body and timestamp") from exc
+    if not any(_signed_by(key, timestamp.encode() + b"|" + raw_body, signature) for key in keys):
+        raise InvalidSignature("the signature does not match the body and timestamp")
     age = (time.time() if now is None else now) - int(timestamp)
     if abs(age) > tolerance_seconds:
         when = f"{abs(age):.0f} s {'ago' if age > 0 else 'ahead'}"
         raise ExpiredSignature(f"signed {when}, beyond the {tolerance_seconds} s tolerated")
     return _event(raw_body)
+
+
+def _signed_by(key: VerifyKey, signed: bytes, signature: bytes) -> bool:
+    try:
+        key.verify(signed, signature)
+    except (BadSignatureError, ValueError):
+        return False
+    return True
 
 
 def _event(raw_body: bytes) -> Event:

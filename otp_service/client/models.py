@@ -127,10 +127,23 @@ class Block(msgspec.Struct, frozen=True, kw_only=True):
     strikes: int | None = None
 
 
+class PublicKeyEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One base64 Ed25519 key that verifies tenant events, with its short id."""
+
+    key_id: str
+    public_key: str
+
+
 class PublicKey(msgspec.Struct, frozen=True, kw_only=True):
-    """The base64 Ed25519 key that signs tenant events."""
+    """The base64 Ed25519 key that signs tenant events.
+
+    ``keys`` (empty from servers that predate it) lists every key to accept, the signing
+    one first; while the service's signing key is rotated, the former key follows.
+    """
 
     public_key: str
+    key_id: str = ""
+    keys: list[PublicKeyEntry] = msgspec.field(default_factory=list)
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):

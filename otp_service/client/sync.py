@@ -133,3 +133,10 @@ class OtpClient:
     def webhook_public_key(self) -> str:
         """The base64 Ed25519 key that signs tenant events (for ``verify_event``)."""
         return self._send(calls.webhook_public_key()).public_key
+
+    def webhook_public_keys(self) -> list[str]:
+        """Every base64 key to accept events from, the signing one first (for ``verify_event``).
+
+        While the service rotates its signing key this includes the former key.
+        """
+        return calls.accepted_keys(self._send(calls.webhook_public_key()))

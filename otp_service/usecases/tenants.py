@@ -4,14 +4,16 @@ API keys are 256 random bits shown once; the store keeps only an HMAC-SHA256 of 
 under a key derived from ``OTP_SECRET_KEY``. Keys are high-entropy, so a fast keyed hash is
 enough (nothing to brute-force) and lets authentication be one lookup by digest instead of
 a scan with a slow hash.
+
+While ``OTP_SECRET_KEY`` is rotated, a key not found under the current secret's digest is
+looked up under the previous secret's; when found there it is re-stored under the current
+digest at once, so once every key has been used the previous secret can be dropped.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import random
 from typing import Final
@@ -21,6 +23,7 @@ import msgspec
 from otp_service.adapters.dns import resolve
 from otp_service.adapters.redis_tenants import TenantStore
 from otp_service.clock import Clock
+from otp_service.core.derive import api_key_digest
 from otp_service.core.ids import new_id
 from otp_service.core.model import ApiKey, Tenant, TenantSettings
 from otp_service.core.phone import mask
@@ -58,8 +61,10 @@ class Tenants:
         clock: Clock,
         rng: random.Random,
         allow_private_webhooks: bool,
+        previous_key_pepper: bytes | None = None,
     ) -> None:
         self._store = store
+        self._previous_pepper = previous_key_pepper
         self._allow_private = allow_private_webhooks
         self._pepper = key_pepper
         self._clock = clock
@@ -94,7 +99,7 @@ class Tenants:
 
     def digest(self, key: str) -> str:
         """Return the keyed hash under which an API key is stored."""
-        return hmac.new(self._pepper, key.encode(), hashlib.sha256).hexdigest()
+        return api_key_digest(self._pepper, key)
 
     async def create(self, name: str, settings: TenantSettings) -> Tenant:
         """Create a tenant.
@@ -113,6 +118,22 @@ class Tenants:
         await self._store.create(tenant)
         self._warn(tenant)
         return tenant
+
+    async def _rekeyed(
+        self, key: str, digest: str, previous_pepper: bytes
+    ) -> tuple[str, str] | None:
+        """Find a key by its previous-secret digest and re-store it under ``digest``.
+
+        The answer is read back under ``digest``: a key revoked meanwhile is not found,
+        and a key another process moved first is.
+        """
+        old = api_key_digest(previous_pepper, key)
+        found = await self._store.find_key(old)
+        if found is None:
+            return None
+        await self._store.rekey(found[0], found[1], old, digest)
+        log.info("tenant=%s api key %s re-stored under the current secret", *found)
+        return await self._store.find_key(digest)
 
     async def get(self, tenant_id: str) -> Tenant:
         """Return a tenant.
@@ -229,7 +250,10 @@ class Tenants:
         """
         if not key.startswith(KEY_PREFIX) or len(key) > 128:  # noqa: PLR2004
             raise Unauthorized("missing or invalid API key")
-        found = await self._store.find_key(self.digest(key))
+        digest = self.digest(key)
+        found = await self._store.find_key(digest)
+        if found is None and self._previous_pepper is not None:
+            found = await self._rekeyed(key, digest, self._previous_pepper)
         if found is None:
             raise Unauthorized("missing or invalid API key")
         tenant = await self._store.get(found[0])
