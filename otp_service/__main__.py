@@ -35,6 +35,7 @@ from otp_service.serving import CannotListen, listen, serve
 from otp_service.settings import Settings, SettingsError, load_settings
 from otp_service.simulator.app import SimulatorConfig, run_simulator
 from otp_service.usecases.optout_import import MAX_PAGE_SIZE, import_opt_outs
+from otp_service.usecases.redis_safety import UnsafeRedis, check_eviction_policy
 from otp_service.usecases.tenants import Tenants, settings_invalid
 
 T = TypeVar("T")
@@ -225,6 +226,16 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> None:
         _print_json({"revoked": args.key_id})
 
 
+async def _check_redis(settings: Settings) -> None:
+    """Refuse an evicting Redis before serving.
+
+    Checked here so the refusal is one line, not uvicorn's lifespan traceback; the lifespan
+    checks again, for other ways of running the app.
+    """
+    async with open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds) as r:
+        await check_eviction_policy(r, settings.redis_url)
+
+
 def _fail_on_settings(exc: SettingsError) -> NoReturn:
     """Print every missing or malformed setting, one line each, and exit with status 2."""
     if len(exc.problems) == 1:
@@ -275,7 +286,14 @@ def _run(args: argparse.Namespace) -> None:
         _fail_on_settings(exc)
     configure_logging(settings.log_level)
     if args.command == "serve":
-        serve(create_app(settings), listen(args.host, args.port))
+        sock = listen(args.host, args.port)
+        try:
+            asyncio.run(_check_redis(settings))
+        except UnsafeRedis as exc:
+            sock.close()
+            sys.stderr.write(f"otp-service: {exc}\n")
+            sys.exit(2)
+        serve(create_app(settings), sock)
         return
     try:
         asyncio.run(_admin(args, settings))
