@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import secrets
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import redis as sync_redis
 
@@ -17,7 +21,15 @@ from otp_service.devredis import PrivateRedis
 from otp_service.metrics import Metrics
 from otp_service.runtime import open_services
 from otp_service.usecases.redis_safety import UnsafeRedis
-from tests.conftest import Simulator, service_environ, service_settings
+from tests.conftest import (
+    ADMIN_TOKEN,
+    MakeTenant,
+    Simulator,
+    fresh_number,
+    service_environ,
+    service_on,
+    service_settings,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -88,3 +100,136 @@ def test_the_test_and_dev_redis_never_evicts(redis_url: str) -> None:
     client = sync_redis.Redis.from_url(redis_url)
     assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
     client.close()
+
+
+@dataclass
+class Run:
+    """The outcome of one CLI run."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def cli(redis_url: str, simulator: Simulator, *args: str, stdin: bytes = b"") -> Run:
+    """Run ``otp-service ARGS`` against ``redis_url`` as an operator would."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **service_environ(redis_url, simulator),
+        "OTP_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "otp_service",
+        *args,
+        env=env,
+        cwd=REPO,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout=60)
+    assert process.returncode is not None
+    return Run(process.returncode, stdout.decode(), stderr.decode())
+
+
+def assert_refused(run: Run, *mentions: str) -> None:
+    """Exit status 2, one line on stderr naming ``mentions``, no traceback."""
+    assert run.returncode == 2, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    for mention in mentions:
+        assert mention in lines[0], lines[0]
+
+
+async def listed_ids(admin: httpx.AsyncClient) -> list[str]:
+    """Every tenant id ``GET /admin/tenants`` lists, page after page."""
+    ids: list[str] = []
+    params = {"limit": "500"}
+    while True:
+        page = (await admin.get("/admin/tenants", params=params)).json()
+        ids += [tenant["id"] for tenant in page["data"]]
+        if page["next_cursor"] is None:
+            return ids
+        params["cursor"] = page["next_cursor"]
+
+
+async def test_export_and_import_move_tenants_and_their_working_keys(
+    tmp_path: Path,
+    redis_url: str,
+    simulator: Simulator,
+    admin: httpx.AsyncClient,
+    make_tenant: MakeTenant,
+) -> None:
+    """Tenants exported from one Redis and imported into a fresh one keep their settings,
+    and their API keys work against a service on the new Redis with the same secret;
+    a revoked key stays revoked, and no key is ever in the file."""
+    first = await make_tenant(brand="Exported", code_length=8)
+    second = await make_tenant(max_sends=2)
+    patched = await admin.patch(f"/admin/tenants/{second.id}", json={"name": "Renamed"})
+    assert patched.status_code == 200, patched.text
+    extra = (await admin.post(f"/admin/tenants/{first.id}/api-keys")).json()
+    revoking = await admin.delete(f"/admin/tenants/{first.id}/api-keys/{extra['id']}")
+    assert revoking.status_code == 204, revoking.text
+    before = {t.id: (await admin.get(f"/admin/tenants/{t.id}")).json() for t in (first, second)}
+
+    path = tmp_path / "tenants.json"
+    exported = await cli(redis_url, simulator, "export", "--output", str(path))
+    assert exported.returncode == 0, exported.stderr
+    assert path.stat().st_mode & 0o777 == 0o600
+    text = path.read_text()
+    document = json.loads(text)
+    assert (document["format"], document["version"]) == ("otp-service-export", 1)
+    assert {first.id, second.id} <= {t["id"] for t in document["tenants"]}
+    for secret in (first.key, second.key, extra["key"]):
+        assert secret not in text
+
+    with PrivateRedis() as target:
+        imported = await cli(target.url, simulator, "import", "--input", str(path))
+        assert imported.returncode == 0, imported.stderr
+        assert f"imported {len(document['tenants'])} tenants" in imported.stdout
+        with service_on(target.url, simulator) as url:
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            async with httpx.AsyncClient(base_url=url, headers=headers, timeout=15) as there:
+                for tenant_id, was in before.items():
+                    assert (await there.get(f"/admin/tenants/{tenant_id}")).json() == was
+                assert await listed_ids(there) == [t["id"] for t in document["tenants"]]
+                for key in (first.key, second.key):
+                    started = await there.post(
+                        "/v1/verifications",
+                        json={"phone_number": fresh_number()},
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    assert started.status_code == 201, started.text
+                revoked = await there.post(
+                    "/v1/verifications",
+                    json={"phone_number": fresh_number()},
+                    headers={"Authorization": f"Bearer {extra['key']}"},
+                )
+                assert revoked.status_code == 401
+
+        again = await cli(target.url, simulator, "import", "--input", str(path))
+        assert_refused(again, "already exist", "--replace")
+        replaced = await cli(target.url, simulator, "import", "--replace", stdin=path.read_bytes())
+        assert replaced.returncode == 0, replaced.stderr
+
+
+@pytest.mark.parametrize(
+    ("document", "mention"),
+    [
+        ({"format": "something-else", "version": 1, "tenants": []}, "not an otp-service-export"),
+        ({"format": "otp-service-export", "version": 2, "tenants": []}, "version 2"),
+        ({"format": "otp-service-export", "version": 1, "tenants": [{"id": 1}]}, "invalid"),
+    ],
+)
+async def test_import_refuses_another_format_or_version_in_one_line(
+    redis_url: str, simulator: Simulator, document: dict[str, object], mention: str
+) -> None:
+    run = await cli(redis_url, simulator, "import", stdin=json.dumps(document).encode())
+    assert_refused(run, mention)
+
+
+async def test_import_refuses_what_is_not_json(redis_url: str, simulator: Simulator) -> None:
+    assert_refused(await cli(redis_url, simulator, "import", stdin=b"{not json"), "not JSON")
