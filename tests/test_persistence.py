@@ -144,6 +144,16 @@ def assert_refused(run: Run, *mentions: str) -> None:
         assert mention in lines[0], lines[0]
 
 
+async def start_status(service: httpx.AsyncClient, key: str) -> int:
+    """The status of a start made with tenant API key ``key`` (201: the key works)."""
+    started = await service.post(
+        "/v1/verifications",
+        json={"phone_number": fresh_number()},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    return started.status_code
+
+
 async def listed_ids(admin: httpx.AsyncClient) -> list[str]:
     """Every tenant id ``GET /admin/tenants`` lists, page after page."""
     ids: list[str] = []
@@ -196,24 +206,44 @@ async def test_export_and_import_move_tenants_and_their_working_keys(
                 for tenant_id, was in before.items():
                     assert (await there.get(f"/admin/tenants/{tenant_id}")).json() == was
                 assert await listed_ids(there) == [t["id"] for t in document["tenants"]]
-                for key in (first.key, second.key):
-                    started = await there.post(
-                        "/v1/verifications",
-                        json={"phone_number": fresh_number()},
-                        headers={"Authorization": f"Bearer {key}"},
-                    )
-                    assert started.status_code == 201, started.text
-                revoked = await there.post(
-                    "/v1/verifications",
-                    json={"phone_number": fresh_number()},
-                    headers={"Authorization": f"Bearer {extra['key']}"},
-                )
-                assert revoked.status_code == 401
+                assert await start_status(there, first.key) == 201
+                assert await start_status(there, second.key) == 201
+                assert await start_status(there, extra["key"]) == 401
 
-        again = await cli(target.url, simulator, "import", "--input", str(path))
-        assert_refused(again, "already exist", "--replace")
-        replaced = await cli(target.url, simulator, "import", "--replace", stdin=path.read_bytes())
-        assert replaced.returncode == 0, replaced.stderr
+
+async def test_import_replace_makes_tenants_what_the_export_says(
+    tmp_path: Path, redis_url: str, simulator: Simulator, make_tenant: MakeTenant
+) -> None:
+    """Without --replace an existing tenant stops the import before any write; with it, the
+    tenant's name, settings and keys become the export's (a key issued since stops working)."""
+    tenant = await make_tenant(brand="Original")
+    path = tmp_path / "tenants.json"
+    assert (await cli(redis_url, simulator, "export", "--output", str(path))).returncode == 0
+    document = json.loads(path.read_text())
+    with PrivateRedis() as target, service_on(target.url, simulator) as url:
+        assert (await cli(target.url, simulator, "import", "--input", str(path))).returncode == 0
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=15) as there:
+            changed = await there.patch(
+                f"/admin/tenants/{tenant.id}",
+                json={"name": "Changed", "settings": {"brand": "New"}},
+            )
+            assert changed.status_code == 200, changed.text
+            since = (await there.post(f"/admin/tenants/{tenant.id}/api-keys")).json()["key"]
+
+            refused = await cli(target.url, simulator, "import", "--input", str(path))
+            assert_refused(refused, "already exist", tenant.id, "--replace")
+            assert (await there.get(f"/admin/tenants/{tenant.id}")).json()["name"] == "Changed"
+
+            replaced = await cli(
+                target.url, simulator, "import", "--replace", stdin=path.read_bytes()
+            )
+            assert replaced.returncode == 0, replaced.stderr
+            read = (await there.get(f"/admin/tenants/{tenant.id}")).json()
+            assert (read["name"], read["settings"]["brand"]) == ("Test tenant", "Original")
+            assert await start_status(there, tenant.key) == 201
+            assert await start_status(there, since) == 401
+            assert await listed_ids(there) == [t["id"] for t in document["tenants"]]
 
 
 @pytest.mark.parametrize(
