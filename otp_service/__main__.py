@@ -58,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otp-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the API (configuration from the environment)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the API (configuration from the environment)",
+        description="Run the API. Refuses (exit 2) a Redis whose maxmemory-policy is not"
+        " noeviction: any other can evict tenant keys or live verifications.",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
 
@@ -105,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export",
         help="write every tenant, its settings and its API key hashes as one JSON document",
+        description="Write every listed tenant with its settings and API key records (keyed"
+        " hashes, never keys) as one JSON document (format otp-service-export, version 1).",
     )
     export.add_argument(
         "--output", default="-", help="file to write, owner-only (0600) (default: stdout)"
@@ -112,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     load = commands.add_parser(
         "import",
         help="write the tenants of an export (keys work with the same OTP_SECRET_KEY)",
+        description="Write the tenants of an export into REDIS_URL, each atomically. Refuses"
+        " (exit 2, nothing written) another format or version, and tenants that exist unless"
+        " --replace. The keys work only with the OTP_SECRET_KEY of the exporting service.",
     )
     load.add_argument("--input", default="-", help="file to read (default: stdin)")
     load.add_argument(
