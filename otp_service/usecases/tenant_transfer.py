@@ -26,6 +26,8 @@ from otp_service.core.views import rfc3339
 EXPORT_FORMAT: Final = "otp-service-export"
 EXPORT_VERSION: Final = 1
 _PAGE: Final = 500
+_NAMED: Final = 5
+"""How many existing tenants a refused import names."""
 
 
 class ExportedKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,10 +140,14 @@ async def import_tenants(store: TenantStore, export: Export, *, replace: bool) -
     if not replace:
         present = [t.id for t in export.tenants if await store.exists(t.id)]
         if present:
+            named = ", ".join(present[:_NAMED]) + (", ..." if len(present) > _NAMED else "")
+            which = (
+                "1 tenant already exists"
+                if len(present) == 1
+                else f"{len(present)} tenants already exist"
+            )
             raise ExportRefused(
-                f"{len(present)} tenants already exist ({', '.join(present[:5])}"
-                f"{', ...' if len(present) > 5 else ''}); nothing was imported;"  # noqa: PLR2004
-                " pass --replace to overwrite them"
+                f"{which} ({named}); nothing was imported; pass --replace to overwrite"
             )
     keys_written = 0
     for number, exported in enumerate(export.tenants):
