@@ -232,7 +232,7 @@ async def test_import_replace_makes_tenants_what_the_export_says(
             since = (await there.post(f"/admin/tenants/{tenant.id}/api-keys")).json()["key"]
 
             refused = await cli(target.url, simulator, "import", "--input", str(path))
-            assert_refused(refused, "already exist", tenant.id, "--replace")
+            assert_refused(refused, "already exist", "--replace")
             assert (await there.get(f"/admin/tenants/{tenant.id}")).json()["name"] == "Changed"
 
             replaced = await cli(
