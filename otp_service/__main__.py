@@ -3,6 +3,8 @@
 ``tenants`` and ``keys`` do what the admin API does, straight against Redis, with the same
 settings as ``serve`` (so an operator can bootstrap the first tenant without the API).
 ``optouts sync`` imports Telnyx's opt-out list into Redis with those settings too.
+``export`` and ``import`` copy tenants, their settings and their API key hashes (never the
+keys) between Redis servers, as one versioned JSON document.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import msgspec
 
 from otp_service.adapters.redis_client import open_redis
 from otp_service.adapters.redis_optouts import OptOutStore
+from otp_service.adapters.redis_tenants import TenantStore
+from otp_service.adapters.redis_work import WorkQueue
 from otp_service.adapters.telnyx import TelnyxClient
 from otp_service.api.schemas import tenant_out
 from otp_service.app import create_app
@@ -35,6 +39,14 @@ from otp_service.serving import CannotListen, listen, serve
 from otp_service.settings import Settings, SettingsError, load_settings
 from otp_service.simulator.app import SimulatorConfig, run_simulator
 from otp_service.usecases.optout_import import MAX_PAGE_SIZE, import_opt_outs
+from otp_service.usecases.redis_safety import UnsafeRedis, check_eviction_policy
+from otp_service.usecases.tenant_transfer import (
+    Export,
+    ExportRefused,
+    export_tenants,
+    import_tenants,
+    read_export,
+)
 from otp_service.usecases.tenants import Tenants, settings_invalid
 
 T = TypeVar("T")
@@ -46,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otp-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the API (configuration from the environment)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the API (configuration from the environment)",
+        description="Run the API. Refuses (exit 2) a Redis whose maxmemory-policy is not"
+        " noeviction: any other can evict tenant keys or live verifications.",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
 
@@ -88,6 +105,27 @@ def _parser() -> argparse.ArgumentParser:
     tenant_commands.add_parser("list", help="list every tenant, oldest first")
     tenant_commands.add_parser(
         "reindex", help="add tenants created before the tenant list existed to it (idempotent)"
+    )
+
+    export = commands.add_parser(
+        "export",
+        help="write every tenant, its settings and its API key hashes as one JSON document",
+        description="Write every listed tenant with its settings and API key records (keyed"
+        " hashes, never keys) as one JSON document (format otp-service-export, version 1).",
+    )
+    export.add_argument(
+        "--output", default="-", help="file to write, owner-only (0600) (default: stdout)"
+    )
+    load = commands.add_parser(
+        "import",
+        help="write the tenants of an export (keys work with the same OTP_SECRET_KEY)",
+        description="Write the tenants of an export into REDIS_URL, each atomically. Refuses"
+        " (exit 2, nothing written) another format or version, and tenants that exist unless"
+        " --replace. The keys work only with the OTP_SECRET_KEY of the exporting service.",
+    )
+    load.add_argument("--input", default="-", help="file to read (default: stdin)")
+    load.add_argument(
+        "--replace", action="store_true", help="overwrite tenants that exist (default: refuse)"
     )
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document the API serves")
@@ -198,8 +236,34 @@ def _tenant_settings(text: str) -> TenantSettings:
         raise settings_invalid(value, exc, "settings") from exc
 
 
-async def _admin(args: argparse.Namespace, settings: Settings) -> None:
-    if args.command == "optouts":
+def _write_private(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by its owner only, even if it existed before."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(data)
+
+
+async def _transfer(args: argparse.Namespace, settings: Settings, document: Export | None) -> None:
+    """``export``, or ``import`` of ``document``, over a Redis connection of their own."""
+    async with open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds) as r:
+        store = TenantStore(r, WorkQueue(r))
+        if document is not None:
+            done = await import_tenants(store, document, replace=args.replace)
+            sys.stdout.write(f"imported {done.tenants} tenants with {done.api_keys} API keys\n")
+            return
+        exported = await export_tenants(store, SystemClock())
+    data = msgspec.json.format(msgspec.json.encode(exported)) + b"\n"
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        _write_private(args.output, data)
+
+
+async def _admin(args: argparse.Namespace, settings: Settings, document: Export | None) -> None:
+    if args.command in {"export", "import"}:
+        await _transfer(args, settings, document)
+    elif args.command == "optouts":
         await _sync_opt_outs(args, settings)
     elif args.command == "tenants" and args.action == "create":
         tenant_settings = _tenant_settings(args.settings)
@@ -225,6 +289,16 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> None:
         _print_json({"revoked": args.key_id})
 
 
+async def _check_redis(settings: Settings) -> None:
+    """Refuse an evicting Redis before serving.
+
+    Checked here so the refusal is one line, not uvicorn's lifespan traceback; the lifespan
+    checks again, for other ways of running the app.
+    """
+    async with open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds) as r:
+        await check_eviction_policy(r, settings.redis_url)
+
+
 def _fail_on_settings(exc: SettingsError) -> NoReturn:
     """Print every missing or malformed setting, one line each, and exit with status 2."""
     if len(exc.problems) == 1:
@@ -233,6 +307,31 @@ def _fail_on_settings(exc: SettingsError) -> NoReturn:
         header = f"otp-service: {len(exc.problems)} settings are missing or invalid:\n"
         sys.stderr.write(header + "".join(f"  {problem}\n" for problem in exc.problems))
     sys.exit(2)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    """Bind, refuse an evicting Redis (one line, exit 2), then serve."""
+    sock = listen(args.host, args.port)
+    try:
+        asyncio.run(_check_redis(settings))
+    except UnsafeRedis as exc:
+        sock.close()
+        sys.stderr.write(f"otp-service: {exc}\n")
+        sys.exit(2)
+    serve(create_app(settings), sock)
+
+
+def _write_openapi(output: str) -> None:
+    document = openapi_document()
+    if output == "-":
+        sys.stdout.buffer.write(document)
+    else:
+        Path(output).write_bytes(document)
+
+
+def _read_input(name: str) -> bytes:
+    """``import``'s document, read before connecting, so a bad one is refused first."""
+    return sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -249,11 +348,7 @@ def _run(args: argparse.Namespace) -> None:
         run_dev(args.host, args.port, args.simulator_port, args.env_file)
         return
     if args.command == "openapi":
-        document = openapi_document()
-        if args.output == "-":
-            sys.stdout.buffer.write(document)
-        else:
-            Path(args.output).write_bytes(document)
+        _write_openapi(args.output)
         return
     if args.command == "simulator":
         seed = base64.b64decode(args.signing_seed) if args.signing_seed else os.urandom(32)
@@ -275,10 +370,16 @@ def _run(args: argparse.Namespace) -> None:
         _fail_on_settings(exc)
     configure_logging(settings.log_level)
     if args.command == "serve":
-        serve(create_app(settings), listen(args.host, args.port))
+        _serve(args, settings)
         return
     try:
-        asyncio.run(_admin(args, settings))
+        document = read_export(_read_input(args.input)) if args.command == "import" else None
+        asyncio.run(_admin(args, settings, document))
+    except ExportRefused as exc:
+        sys.stderr.write(f"otp-service: {exc}\n")
+        sys.exit(2)
+    except OSError as exc:  # --input or --output
+        sys.exit(f"otp-service: {exc.strerror}: {exc.filename}")
     except InvalidInput as exc:
         reasons = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
         sys.exit(f"otp-service: {exc}" + (f" ({reasons})" if reasons else ""))

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Final, Self
@@ -106,7 +107,8 @@ class PrivateRedis:
 
     Use it as a context manager (``with PrivateRedis() as server: server.url``) or call
     ``start()`` and ``stop()``. ``port=None`` picks a free port; ``executable=None`` uses
-    ``find_redis_server()``.
+    ``find_redis_server()``. ``options`` are more redis-server arguments, after (so
+    overriding) the defaults, e.g. ``["--maxmemory-policy", "allkeys-lru"]`` for a test.
     """
 
     def __init__(
@@ -115,10 +117,12 @@ class PrivateRedis:
         *,
         executable: str | Path | None = None,
         startup_timeout: float = 10.0,
+        options: Sequence[str] = (),
     ) -> None:
         self._requested_port = port
         self._executable = Path(executable) if executable is not None else None
         self._startup_timeout = startup_timeout
+        self._options = tuple(options)
         self._port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._directory: Path | None = None
@@ -170,7 +174,7 @@ class PrivateRedis:
         attempts = 1 if self._requested_port is not None else _PORT_ATTEMPTS
         for attempt in range(1, attempts + 1):
             self._port = self._requested_port or _free_port()
-            self._process = self._spawn(executable, self._port, directory, log)
+            self._process = self._spawn(executable, self._port, directory, log, self._options)
             if self._wait_until_ready(self._process, self._port):
                 return
             self._process.wait()
@@ -184,13 +188,15 @@ class PrivateRedis:
 
     @staticmethod
     def _spawn(
-        executable: Path, port: int, directory: Path, log: IO[bytes]
+        executable: Path, port: int, directory: Path, log: IO[bytes], options: Sequence[str]
     ) -> subprocess.Popen[bytes]:
         """Run redis-server in the foreground with its settings on the command line.
 
         Binding 127.0.0.1 alone keeps the passwordless server off the network, which is
         also why protected mode (on by default) never gets in the way: it only refuses
         non-loopback clients. ``save ""`` and ``appendonly no`` keep it a pure cache.
+        ``maxmemory-policy noeviction`` is redis-server's default, named anyway because the
+        service refuses any other (``core.eviction``).
         """
         arguments = [
             str(executable),
@@ -206,6 +212,9 @@ class PrivateRedis:
             str(directory),
             "--daemonize",
             "no",
+            "--maxmemory-policy",
+            "noeviction",
+            *options,
         ]
         return subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
             _dies_with_parent(arguments),
@@ -271,7 +280,9 @@ class PrivateRedis:
         finally:
             client.close()
         process.wait(timeout=_STOP_SECONDS)
-        self._process = self._spawn(self._executable or find_redis_server(), port, directory, log)
+        self._process = self._spawn(
+            self._executable or find_redis_server(), port, directory, log, self._options
+        )
         if not self._wait_until_ready(self._process, port):
             self.stop()
             raise PrivateRedisError(f"redis-server did not restart on port {port}")

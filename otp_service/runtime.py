@@ -41,6 +41,7 @@ from otp_service.usecases.fallback import Fallbacks
 from otp_service.usecases.fraud import FraudGuard
 from otp_service.usecases.idempotency import Idempotency
 from otp_service.usecases.receipts import TelnyxWebhooks
+from otp_service.usecases.redis_safety import check_eviction_policy
 from otp_service.usecases.sandbox import SandboxCarrier
 from otp_service.usecases.stats import Stats
 from otp_service.usecases.tenants import Tenants
@@ -240,8 +241,17 @@ def use_cases_over(
 async def open_services(
     settings: Settings, *, clock: Clock, rng: random.Random, metrics: Metrics
 ) -> AsyncIterator[Services]:
-    """Open Redis, the Telnyx HTTP client and the argon2 pool; close them on exit."""
+    """Open Redis, the Telnyx HTTP client and the argon2 pool; close them on exit.
+
+    Raises:
+        UnsafeRedis: Redis may evict tenant keys (checked before anything else starts).
+    """
     redis = open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+    try:
+        await check_eviction_policy(redis, settings.redis_url)
+    except BaseException:
+        await redis.aclose()
+        raise
     http = httpx.AsyncClient(
         base_url=settings.telnyx_base_url,
         timeout=httpx.Timeout(settings.telnyx_timeout_seconds, connect=1.5),

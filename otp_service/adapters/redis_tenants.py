@@ -42,6 +42,7 @@ class TenantStore:
         self._compare_and_set = load_script(redis, "compare_and_set")
         self._rekey = load_script(redis, "api_key_rekey")
         self._revoke = load_script(redis, "api_key_revoke")
+        self._import = load_script(redis, "tenant_import")
 
     async def create(self, tenant: Tenant) -> None:
         """Store a new tenant (ids are random, so an existing one is never overwritten).
@@ -177,3 +178,43 @@ class TenantStore:
             return None
         tenant_id, key_id = text(raw).split(" ", 1)
         return tenant_id, key_id
+
+    async def exists(self, tenant_id: str) -> bool:
+        """Whether a tenant with this id is stored."""
+        async with translated():
+            return bool(await self._redis.exists(keys.tenant(tenant_id)))
+
+    async def put(self, tenant: Tenant, api_keys: list[ApiKey], *, replace: bool) -> bool:
+        """Store a tenant and exactly these keys as they are (``import``); ``False``: it exists.
+
+        The record and the key list are written by one script in the tenant's slot. The order
+        around it keeps ``add_key``'s and ``revoke_key``'s promise (a crash never leaves a
+        working key the admin cannot see): the pointers of replaced keys go before the script
+        unlists them, the new keys' pointers come after it lists them. The admin's index entry
+        and the workers' hint follow, as ``create`` writes them.
+        """
+        old = await self.get(tenant.id) if replace else None
+        if old is not None:
+            kept = {key.digest for key in api_keys}
+            for key in await self.list_keys(tenant.id):
+                if key.digest not in kept:
+                    async with translated():
+                        await self._redis.delete(keys.api_key_lookup(key.digest))
+        pairs: list[str | bytes] = []
+        for key in api_keys:
+            pairs += [key.id, msgspec.json.encode(key)]
+        async with translated():
+            written = await self._import(
+                keys=[keys.tenant(tenant.id), keys.api_keys(tenant.id)],
+                args=["1" if replace else "0", msgspec.json.encode(tenant), *pairs],
+            )
+        if not written:
+            return False
+        async with translated():
+            for key in api_keys:
+                await self._redis.set(keys.api_key_lookup(key.digest), f"{tenant.id} {key.id}")
+            if old is not None and index_member(old) != index_member(tenant):
+                await self._redis.zrem(keys.tenant_index(), index_member(old))
+            await self._redis.zadd(keys.tenant_index(), {index_member(tenant): 0})
+        await self._work.hint(tenant.id, tenant.created_at, tenant.created_at)
+        return True
