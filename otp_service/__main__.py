@@ -273,7 +273,7 @@ def _run(args: argparse.Namespace) -> None:
         settings = load_settings()
     except SettingsError as exc:
         _fail_on_settings(exc)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         serve(create_app(settings), listen(args.host, args.port))
         return
