@@ -174,8 +174,12 @@ class Server(uvicorn.Server):
 
 
 def config_for(app: ASGIApp) -> uvicorn.Config:
-    """The uvicorn settings for the CLI's servers: warnings only, our access log instead."""
-    return uvicorn.Config(AccessLog(app), log_level="warning", access_log=False)
+    """The uvicorn settings for the CLI's servers: warnings only, our access log instead.
+
+    ``log_config=None`` leaves uvicorn's loggers to ours, so its warnings come out in
+    ``OTP_LOG_FORMAT`` too instead of a text line among the JSON ones.
+    """
+    return uvicorn.Config(AccessLog(app), log_level="warning", access_log=False, log_config=None)
 
 
 def serve(app: ASGIApp, sock: socket.socket) -> None:
