@@ -368,7 +368,7 @@ def _run(args: argparse.Namespace) -> None:
         settings = load_settings()
     except SettingsError as exc:
         _fail_on_settings(exc)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         _serve(args, settings)
         return

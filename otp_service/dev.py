@@ -202,7 +202,7 @@ def run_dev(host: str, port: int, simulator_port: int, env_file: Path = ENV_FILE
     Raises:
         CannotListen: a port is taken (checked before anything starts).
     """
-    configure_logging(os.environ.get("OTP_LOG_LEVEL", "WARNING"))
+    configure_logging(os.environ.get("OTP_LOG_LEVEL", "WARNING"), "text")
     with contextlib.ExitStack() as stack:
         api_socket = stack.enter_context(listen(host, port, "--port"))
         simulator_socket = stack.enter_context(listen(host, simulator_port, "--simulator-port"))

@@ -219,7 +219,9 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     if mapped is not None:
         return problem_response(mapped)
     if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
-        log.error("HTTP error %s on %s %s", exc.status_code, request.method, request.url.path)
+        # The path is on the request's access line, its numbers masked.
+        failed = {"status": exc.status_code, "method": request.method}
+        log.error("http error", extra={"fields": failed})
         return _generic(exc.status_code, _INTERNAL_ERROR, "the service failed; try again")
     code = _GENERIC_CODES.get(exc.status_code, _BAD_REQUEST)
     # Litestar's headers say how to do better: a 405's ``Allow`` lists the path's methods.
@@ -228,7 +230,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     """Last resort: log the traceback, answer 500 without it."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error", extra={"fields": {"method": request.method}}, exc_info=exc)
     return _generic(HTTP_500_INTERNAL_SERVER_ERROR, _INTERNAL_ERROR, "the service failed")
 
 

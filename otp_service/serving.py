@@ -7,7 +7,10 @@ error after start-up, or a traceback through asyncio when ``dev`` runs two serve
 
 uvicorn's own access log is off: it logs the query string, where a careless client may put a
 secret, and no duration. ``AccessLog`` writes one line per request instead: method, path
-(phone numbers masked, no query), status and duration; never a header or a body.
+(phone numbers masked, no query), status, duration, tenant once authenticated and request
+id; never another header or a body. The request id is the client's ``X-Request-Id`` when it
+is a plain token of sane length (so a caller's tracing id links its logs to ours), a new one
+otherwise, and it is answered in ``X-Request-Id`` and carried by every line the request logs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import errno
 import logging
 import re
+import secrets
 import socket
 import sys
 import time
@@ -27,6 +31,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from otp_service.core.phone import mask
+from otp_service.log import RequestContext, current_request
 
 log = logging.getLogger("otp_service.access")
 
@@ -35,6 +40,12 @@ _NUMBER_IN_PATH: Final = re.compile(r"(?:\+|%2[Bb])([0-9]+)")
 
 _MAX_LOGGED_PATH: Final = 200
 """A longer path is cut: a scanner's 8 KiB path is not worth 8 KiB of log per request."""
+
+
+_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+"""An incoming ``X-Request-Id`` kept as it is: no spaces, quotes or controls to forge lines."""
+
+_HEADER: Final = b"x-request-id"
 
 
 class CannotListen(Exception):
@@ -78,7 +89,7 @@ def _loggable(raw_path: bytes) -> str:
 
 
 class AccessLog:
-    """ASGI wrapper logging ``METHOD path status duration`` once per HTTP request.
+    """ASGI wrapper giving each HTTP request an id, and logging it once when answered.
 
     It wraps the whole app, so requests the router answers itself (404, 405) are logged
     too. The path is ``raw_path`` (or the decoded path re-encoded), never the query string.
@@ -88,30 +99,47 @@ class AccessLog:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request through; log it when the app is done with it."""
+        """Pass the request through with its id; log it when the app is done with it."""
         if scope["type"] != ScopeType.HTTP:  # lifespan and websockets pass as they are
             await self._app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500  # what the server answers for an app that fails before answering
+        raw_id = _request_id(scope)
+        context = RequestContext(raw_id.decode("ascii"))
+        token = current_request.set(context)
 
         async def send_logged(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = [*message.get("headers", ()), (_HEADER, raw_id)]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self._app(scope, receive, send_logged)
         finally:
-            raw = scope.get("raw_path") or scope["path"].encode("utf-8", "backslashreplace")
-            log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                _loggable(raw.split(b"?", 1)[0]),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            if log.isEnabledFor(logging.INFO):
+                raw = scope.get("raw_path") or scope["path"].encode("utf-8", "backslashreplace")
+                fields = {
+                    "method": scope["method"],
+                    "path": _loggable(raw.split(b"?", 1)[0]),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+                if context.tenant_id is not None:
+                    fields["tenant"] = context.tenant_id
+                log.info("request", extra={"fields": fields})
+            current_request.reset(token)
+
+
+def _request_id(scope: Scope) -> bytes:
+    """The client's ``X-Request-Id`` if it is a plain token, else a new random one."""
+    for name, value in scope["headers"]:
+        if name == _HEADER:
+            return value if _REQUEST_ID.fullmatch(value) else secrets.token_hex(8).encode()
+    return secrets.token_hex(8).encode()
 
 
 class Server(uvicorn.Server):
@@ -146,8 +174,12 @@ class Server(uvicorn.Server):
 
 
 def config_for(app: ASGIApp) -> uvicorn.Config:
-    """The uvicorn settings for the CLI's servers: warnings only, our access log instead."""
-    return uvicorn.Config(AccessLog(app), log_level="warning", access_log=False)
+    """The uvicorn settings for the CLI's servers: warnings only, our access log instead.
+
+    ``log_config=None`` leaves uvicorn's loggers to ours, so its warnings come out in
+    ``OTP_LOG_FORMAT`` too instead of a text line among the JSON ones.
+    """
+    return uvicorn.Config(AccessLog(app), log_level="warning", access_log=False, log_config=None)
 
 
 def serve(app: ASGIApp, sock: socket.socket) -> None:

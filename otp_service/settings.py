@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Final, TypeVar, cast
 from urllib.parse import urlsplit
 
+from otp_service.log import LogFormat
+
 T = TypeVar("T")
 
 
@@ -65,6 +67,7 @@ class Settings:
     redis_timeout_seconds: float
     max_body_bytes: int
     log_level: str
+    log_format: LogFormat
     run_workers: bool
     job_lease_seconds: float
     twilio_api: bool
@@ -127,6 +130,11 @@ ENVIRONMENT: Final = (
     Variable("OTP_REDIS_TIMEOUT_SECONDS", "2", "Time allowed for one Redis command."),
     Variable("OTP_MAX_BODY_BYTES", "16384", "Largest request body accepted."),
     Variable("OTP_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    Variable(
+        "OTP_LOG_FORMAT",
+        "json",
+        "json: one JSON object a line (for log pipelines); text: one readable line (dev's).",
+    ),
     Variable(
         "OTP_RUN_WORKERS",
         "1",
@@ -251,6 +259,12 @@ def _level(value: str) -> str:
     return level
 
 
+def _log_format(value: str) -> LogFormat:
+    if value not in {"json", "text"}:
+        raise ValueError(value)
+    return cast("LogFormat", value)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every setting.
 
@@ -287,6 +301,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         max_body_bytes=read("OTP_MAX_BODY_BYTES", _int_in(1024, 1_048_576), "1024 to 1048576"),
         log_level=read("OTP_LOG_LEVEL", _level, "DEBUG, INFO, WARNING or ERROR"),
+        log_format=read("OTP_LOG_FORMAT", _log_format, "json or text"),
         run_workers=read("OTP_RUN_WORKERS", _bool, "0 or 1"),
         job_lease_seconds=read(
             "OTP_JOB_LEASE_SECONDS", _positive_float, "seconds, above 0, at most 60"

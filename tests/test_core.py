@@ -588,6 +588,7 @@ def test_settings_have_sensible_defaults() -> None:
     assert settings.argon2_parallelism == 1
     assert settings.max_body_bytes == 16384
     assert settings.log_level == "INFO"
+    assert settings.log_format == "json"
     assert settings.telnyx_timeout_seconds <= 10
     assert settings.redis_timeout_seconds <= 10
 
@@ -622,6 +623,7 @@ def test_each_required_setting_is_named_when_missing(name: str, blank: bool) -> 
         ("OTP_TELNYX_TIMEOUT_SECONDS", "soon"),
         ("OTP_MAX_BODY_BYTES", "big"),
         ("OTP_LOG_LEVEL", "LOUD"),
+        ("OTP_LOG_FORMAT", "xml"),
     ],
 )
 def test_malformed_settings_are_named(name: str, value: str) -> None:

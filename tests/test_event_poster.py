@@ -11,7 +11,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from otp_service.adapters.event_poster import EventPoster
-from otp_service.log import configure_logging
+from otp_service.log import TextFormatter, configure_logging
 
 KEY = SigningKey(bytes(range(32)))
 
@@ -104,6 +104,7 @@ def service_logging() -> Iterator[None]:
     configure_logging("DEBUG")
     yield
     logging.getLogger("httpx").setLevel(logging.NOTSET)
+    logging.getLogger("httpcore").setLevel(logging.NOTSET)
 
 
 @pytest.mark.usefixtures("service_logging")
@@ -113,6 +114,7 @@ async def test_credentials_and_query_of_an_event_url_are_never_logged(
 ) -> None:
     """httpx's request line logged the URL whole; only the receiver's origin is logged now."""
     caplog.set_level(logging.DEBUG)
+    caplog.handler.setFormatter(TextFormatter())
     seen: list[httpx.Request] = []
     addresses = {"hooks.acme.example": ["93.184.215.14"]}
     events = poster(seen, addresses, allow_private=allow_private)
@@ -129,5 +131,5 @@ async def test_credentials_and_query_of_an_event_url_are_never_logged(
     logged = caplog.text
     for secret in ("hook-user", "hunter2", "sekrit", "token", "p4th-s3cret"):
         assert secret not in logged, logged
-    assert "event posted to https://hooks.acme.example:8443: 204" in logged
-    assert "event delivery to https://hooks.acme.example:8443 failed: ConnectError" in logged
+    assert "event posted origin=https://hooks.acme.example:8443 status=204" in logged
+    assert "failed origin=https://hooks.acme.example:8443 error=ConnectError" in logged

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from otp_service.adapters.redis_verifications import VerificationStore
 from otp_service.adapters.redis_work import FallbackJob, WorkQueue
 from otp_service.devredis import PrivateRedis
+from otp_service.log import TextFormatter
 from otp_service.simulator.state import POOL_NUMBER
 from tests.conftest import (
     ADMIN_TOKEN,
@@ -158,11 +159,8 @@ async def test_the_send_log_names_telnyx_error_codes_as_such(
     await script(sim, number, sender_type="alphanumeric_sender_id", action="reject")
     response = await start(tenant, number)
     assert response.status_code == 201, response.text
-    ours = [
-        record.getMessage()
-        for record in caplog.records
-        if response.json()["id"] in record.getMessage()
-    ]
+    text = TextFormatter()
+    ours = [line for line in map(text.format, caplog.records) if response.json()["id"] in line]
     assert any("outcome=rejected telnyx_errors=40305" in line for line in ours), ours
     assert all(" codes=" not in line for line in ours), ours
 

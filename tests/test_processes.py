@@ -210,10 +210,11 @@ def test_serve_says_where_it_listens_and_logs_each_request(
     tmp_path: Path, redis_url: str, simulator: Simulator
 ) -> None:
     """`serve` prints "listening on" once up, then one access line per request: method, path
-    (number masked, no query), status and duration."""
+    (number masked, no query), status and duration (here as text; tests/test_logging.py reads
+    the JSON lines)."""
     port = free_port()
     log = tmp_path / "serve.log"
-    env = os.environ | service_environ(redis_url, simulator)
+    env = os.environ | service_environ(redis_url, simulator) | {"OTP_LOG_FORMAT": "text"}
     number = fresh_number()
     with running(["serve", "--port", str(port)], env, log) as process:
         wait_for_line(process, log, f"otp-service listening on http://127.0.0.1:{port}")
@@ -224,10 +225,12 @@ def test_serve_says_where_it_listens_and_logs_each_request(
         )
         assert looked_up.status_code == 401
         assert httpx.delete(f"{base}/health/live").status_code == 405
-        logged = wait_for_line(process, log, "DELETE /health/live 405")
+        logged = wait_for_line(process, log, "method=DELETE path=/health/live status=405")
     access = [line for line in logged.splitlines() if "otp_service.access" in line]
-    assert re.search(r" GET /health/live 200 [0-9.]+ms$", access[0]), access
-    assert re.search(rf" GET /v1/opt-outs/\{number[:8]}\*+ 401 [0-9.]+ms$", access[1]), access
+    fields = r" duration_ms=[0-9.]+ request_id=[0-9a-f]{16}$"
+    assert re.search(r" request method=GET path=/health/live status=200" + fields, access[0])
+    masked = rf" request method=GET path=/v1/opt-outs/\{number[:8]}\*+ status=401"
+    assert re.search(masked + fields, access[1]), access
     assert "sekrit" not in logged
     assert number not in logged
 
@@ -321,7 +324,9 @@ def test_serve_never_logs_an_event_urls_credentials_or_query(
         serve(receiver) as receiver_url,
         running(
             ["serve", "--port", str(port)],
-            os.environ | service_environ(redis.url, simulator) | {"OTP_LOG_LEVEL": "DEBUG"},
+            os.environ
+            | service_environ(redis.url, simulator)
+            | {"OTP_LOG_LEVEL": "DEBUG", "OTP_LOG_FORMAT": "text"},
             log,
         ),
     ):
@@ -349,7 +354,7 @@ def test_serve_never_logs_an_event_urls_credentials_or_query(
         while not posted and time.monotonic() < deadline:
             time.sleep(0.05)
         assert posted == ["token=sekrit"]
-        line = f"event posted to {receiver_url}: 204"
+        line = f"event posted origin={receiver_url} status=204"
         while line not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)  # the line is written once the answer is read
     logged = log.read_text()

@@ -24,6 +24,7 @@ from nacl.signing import VerifyKey
 from redis.asyncio import Redis
 
 from otp_service.devredis import PrivateRedis
+from otp_service.log import TextFormatter
 from tests.conftest import (
     ADMIN_TOKEN,
     PROFILE_ID,
@@ -277,10 +278,11 @@ async def test_the_admin_api_warns_that_a_fixed_code_is_a_password(
     assert number in warning
     assert "password" in warning
     assert (await admin.get(f"/admin/tenants/{tenant_id}")).json()["warnings"] == [warning]
+    text = TextFormatter()
     [logged] = [
-        r.getMessage()
-        for r in caplog.records
-        if r.levelname == "WARNING" and tenant_id in r.getMessage()
+        line
+        for line in map(text.format, caplog.records)
+        if " WARNING " in line and tenant_id in line
     ]
     assert "fixed code" in logged
     assert number[:8] in logged

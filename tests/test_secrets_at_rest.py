@@ -7,13 +7,13 @@ import hashlib
 import json
 import logging
 import re
-import traceback
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
+from otp_service.log import TextFormatter
 from tests.conftest import (
     ADMIN_TOKEN,
     SECRET_KEY,
@@ -82,14 +82,12 @@ def service_log_lines(
 ) -> list[str]:
     """What the service logged: records of every thread but the test's and the simulator's."""
     sim_thread = f"uvicorn-{simulator.url.rsplit(':', 1)[1]}"
-    lines = []
-    for record in records:
-        if record.threadName in {"MainThread", sim_thread}:
-            continue
-        line = f"{record.name} {record.getMessage()}"
-        if record.exc_info:
-            line += "".join(traceback.format_exception(*record.exc_info))
-        lines.append(line)
+    text = TextFormatter()  # the line as written, its fields and any traceback included
+    lines = [
+        text.format(record)
+        for record in records
+        if record.threadName not in {"MainThread", sim_thread}
+    ]
     assert lines, f"no record of the service at {service.url} was captured"
     return lines
 

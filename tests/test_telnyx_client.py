@@ -18,6 +18,7 @@ from litestar import Litestar, Request, post
 from otp_service.adapters.telnyx import OutboundSms, SentMessage, TelnyxClient
 from otp_service.core.model import Sender, SenderType
 from otp_service.errors import ProviderError, ProviderUnavailable
+from otp_service.log import TextFormatter
 from otp_service.runtime import TELNYX_LIMITS
 from tests.servers import serve
 
@@ -319,7 +320,7 @@ async def test_retries_and_failures_never_log_the_message_text(
         await client_for(recorder).send(sms())
 
     assert caplog.records
-    assert all(TEXT not in record.getMessage() for record in caplog.records)
+    assert all(TEXT not in TextFormatter().format(record) for record in caplog.records)
     assert TEXT not in caught.value.detail
 
 

@@ -55,7 +55,7 @@ class EventPoster:
         try:
             parsed = parse_event_url(url)
         except InvalidEventUrl as exc:
-            log.warning("event not sent: the URL %s", exc)
+            log.warning("event not sent", extra={"fields": {"reason": f"the URL {exc}"}})
             return False
         target = url
         headers: dict[str, str] = {}
@@ -64,7 +64,7 @@ class EventPoster:
             addresses = [parsed.host] if parsed.literal else await self._resolve(parsed.host)
             problem = event_url_problem(url, addresses, allow_private=False)
             if problem is not None:
-                log.warning("event not sent: the URL %s", problem)
+                log.warning("event not sent", extra={"fields": {"reason": f"the URL {problem}"}})
                 return False
             target, headers, extensions = _pinned(url, addresses[0], parsed.host)
         headers |= {"content-type": "application/json", "user-agent": "otp-service"}
@@ -78,9 +78,11 @@ class EventPoster:
                 follow_redirects=False,
             )
         except httpx.HTTPError as exc:
-            log.info("event delivery to %s failed: %s", parsed.origin, type(exc).__name__)
+            failed = {"origin": parsed.origin, "error": type(exc).__name__}
+            log.info("event delivery failed", extra={"fields": failed})
             return False
-        log.info("event posted to %s: %d", parsed.origin, response.status_code)
+        posted = {"origin": parsed.origin, "status": response.status_code}
+        log.info("event posted", extra={"fields": posted})
         return response.is_success
 
 

@@ -179,12 +179,14 @@ class TelnyxClient:
         except httpx.TransportError as exc:
             if not never_sent(exc):
                 raise _unreachable(exc) from exc
-            _log.warning("Telnyx unreachable (%s); retrying once", type(exc).__name__)
+            unreachable = {"error": type(exc).__name__, "retry": "once"}
+            _log.warning("telnyx unreachable", extra={"fields": unreachable})
             response = await self._last_attempt(endpoint, body)
         else:
             delay = _rate_limit_retry_delay(response)
             if delay is not None:
-                _log.warning("Telnyx rate-limited a send; retrying once in %.2f s", delay)
+                limited = {"retry_in_s": round(delay, 2)}
+                _log.warning("telnyx rate-limited a send", extra={"fields": limited})
                 await asyncio.sleep(delay)
                 response = await self._last_attempt(endpoint, body)
         return _sent_or_raise(response, sms.text)
@@ -209,7 +211,8 @@ class TelnyxClient:
                 _OPT_OUTS_ENDPOINT, params=params, headers=self._headers
             )
         except httpx.TransportError as exc:
-            _log.warning("Telnyx unreachable (%s); retrying the read once", type(exc).__name__)
+            unreachable = {"error": type(exc).__name__, "retry": "read once"}
+            _log.warning("telnyx unreachable", extra={"fields": unreachable})
             try:
                 response = await self._http.get(
                     _OPT_OUTS_ENDPOINT, params=params, headers=self._headers

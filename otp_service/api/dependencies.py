@@ -15,6 +15,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from otp_service.core.model import Tenant
 from otp_service.errors import Unauthorized
+from otp_service.log import note_tenant
 from otp_service.runtime import Services
 
 
@@ -39,7 +40,9 @@ async def provide_tenant(
     Raises:
         Unauthorized: missing, unknown or revoked key.
     """
-    return await services.tenants.authenticate(_bearer(request))
+    tenant = await services.tenants.authenticate(_bearer(request))
+    note_tenant(tenant.id)
+    return tenant
 
 
 def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -225,15 +225,17 @@ class Delivery:
         self._metrics.count_send(verification.country, sender.type.value, outcome)
         if ended:
             self._metrics.count_ended(VerificationStatus.FAILED)
-        log.info(
-            "send verification=%s to=%s sender=%s position=%d outcome=%s telnyx_errors=%s",
-            verification.id,
-            phone.mask(verification.phone_number),
-            sender.type.value,
-            position,
-            outcome,
-            ",".join(message.error_codes),
-        )
+        if log.isEnabledFor(logging.INFO):
+            fields = {
+                "tenant": tenant.id,
+                "verification": verification.id,
+                "to": phone.mask(verification.phone_number),
+                "sender": sender.type.value,
+                "position": position,
+                "outcome": outcome,
+                "telnyx_errors": ",".join(message.error_codes),
+            }
+            log.info("send", extra={"fields": fields})
         return message
 
     async def _opted_out(self, tenant: Tenant, verification: Verification) -> None:

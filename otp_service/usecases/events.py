@@ -89,7 +89,7 @@ class EventDelivery:
             return None
         attempt = job.attempt + 1
         if now - job.first_at >= RETRY_FOR_MS:
-            log.warning("event %s dropped after %d attempts over 24 h", job.id, attempt)
+            log.warning("event dropped", extra={"fields": {"event": job.id, "attempts": attempt}})
             self._metrics.otp_events_total.labels(type=job.type, outcome="dropped").inc()
             return None
         self._metrics.otp_events_total.labels(type=job.type, outcome="retried").inc()

@@ -85,12 +85,8 @@ class Fallbacks:
         )
         if position is None:
             return
-        log.info(
-            "fallback verification=%s after message=%s (%s)",
-            verification.id,
-            job.message_id,
-            job.reason,
-        )
+        fields = {"verification": verification.id, "message": job.message_id, "reason": job.reason}
+        log.info("fallback", extra={"fields": fields})
         try:
             await self._delivery.send(
                 tenant,
@@ -102,4 +98,5 @@ class Fallbacks:
         except OtpError as exc:
             if isinstance(exc, StoreUnavailable):
                 raise
-            log.info("fallback verification=%s ended: %s", verification.id, exc.code)
+            ended = {"verification": verification.id, "code": exc.code}
+            log.info("fallback ended", extra={"fields": ended})

@@ -56,14 +56,14 @@ class FraudGuard:
         )
         if block is not None:
             self._metrics.otp_fraud_blocks_total.labels(mode=block.mode.value).inc()
-            log.warning(
-                "fraud guard: tenant %s range %s blocked (%s) until %d: %s",
-                tenant.id,
-                block.value,
-                block.mode.value,
-                block.expires_at,
-                block.reason,
-            )
+            fields = {
+                "tenant": tenant.id,
+                "range": block.value,
+                "mode": block.mode.value,
+                "until": block.expires_at,
+                "reason": block.reason,
+            }
+            log.warning("block", extra={"fields": fields})
         return block
 
     async def in_force(self, tenant_id: str) -> list[Block]:
@@ -79,7 +79,11 @@ class FraudGuard:
         block = await self._blocks.lift(tenant_id, block_id, self._clock.now_ms())
         if block is None:
             raise NotFound("no such block", "block_not_found")
-        log.warning(
-            "block %s (%s %s) lifted for tenant %s", block.id, block.limit, block.value, tenant_id
-        )
+        fields = {
+            "tenant": tenant_id,
+            "block": block.id,
+            "limit": block.limit,
+            "range": block.value,
+        }
+        log.warning("block lifted", extra={"fields": fields})
         return block

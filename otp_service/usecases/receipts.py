@@ -93,8 +93,10 @@ class TelnyxWebhooks:
         outcome = await self._store.apply_receipt(
             message_id, status, error_codes, self._clock.now_ms(), new_id("evt", self._rng)
         )
-        log.info("receipt message=%s status=%s outcome=%s", message_id, status, outcome)
         self._metrics.count_receipt(status, error_codes)
+        if log.isEnabledFor(logging.INFO):
+            fields = {"message": message_id, "status": status, "outcome": outcome}
+            log.info("receipt", extra={"fields": fields})
         return outcome
 
     async def _inbound(self, event: InboundEvent) -> None:
@@ -111,14 +113,15 @@ class TelnyxWebhooks:
         sender = phone.mask(event.from_number)
         profile = event.messaging_profile_id
         if keyword == "help":
-            log.info("inbound HELP from=%s profile=%s", sender, profile)
+            log.info(
+                "inbound", extra={"fields": {"outcome": "help", "from": sender, "profile": profile}}
+            )
             self._count(_INBOUND, "help")
             return
         e164 = phone.valid_e164(event.from_number)
         if profile is None or e164 is None:
-            log.warning(
-                "inbound %s from=%s profile=%s: cannot be attributed", keyword, sender, profile
-            )
+            unattributed = {"keyword": keyword, "from": sender, "profile": profile}
+            log.warning("inbound unattributed", extra={"fields": unattributed})
             self._count(_INBOUND, "unattributed")
             return
         if await self._store.event_seen(event.event_id):
@@ -133,7 +136,9 @@ class TelnyxWebhooks:
             await self._optouts.remove(scope, e164)
             outcome = "opted_in"
         await self._store.mark_event_seen(event.event_id)
-        log.info("inbound %s from=%s profile=%s", outcome, sender, profile)
+        log.info(
+            "inbound", extra={"fields": {"outcome": outcome, "from": sender, "profile": profile}}
+        )
         self._count(_INBOUND, outcome)
 
     def _count(self, event_type: str, outcome: str) -> None:

@@ -91,10 +91,9 @@ class Tenants:
         """Log what the admin API's ``warnings`` say, where operators watch (numbers masked)."""
         for number, script in tenant.settings.sandbox_numbers.items():
             if script.fixed_code is not None:
+                fields = {"tenant": tenant.id, "number": mask(number)}
                 log.warning(
-                    "tenant=%s sandbox number %s has a fixed code: it is a password for it",
-                    tenant.id,
-                    mask(number),
+                    "sandbox fixed code: a password for the number", extra={"fields": fields}
                 )
 
     def digest(self, key: str) -> str:

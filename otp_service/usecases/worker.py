@@ -179,7 +179,9 @@ class Worker:
             log.warning("worker: Redis unavailable while visiting a tenant; it is looked at again")
         except Exception as exc:
             self._count_if_redis(exc)
-            log.exception("worker: visiting tenant %s failed; it is looked at again", tenant_id)
+            log.exception(
+                "worker: visiting a tenant failed", extra={"fields": {"tenant": tenant_id}}
+            )
         finally:
             del self._visits[tenant_id]
 
@@ -211,19 +213,19 @@ class Worker:
             else:
                 await self._work.retry(leased, again[0], again[1], now)
         except StoreUnavailable as exc:
-            log.warning("worker: Redis unavailable during a %s job; it will be taken again", kind)
+            log.warning("worker: Redis unavailable during a job", extra={"fields": {"kind": kind}})
             self._metrics.count_redis_error("worker", exc)
             self._metrics.otp_jobs_total.labels(kind=kind, outcome="failed").inc()
             return
         except Exception as exc:
             self._count_if_redis(exc)
-            log.exception(
-                "worker: %s job %s of tenant %s failed; trying again in %d s",
-                kind,
-                leased.member,
-                leased.tenant_id,
-                FAILED_RETRY_MS // 1000,
-            )
+            fields = {
+                "kind": kind,
+                "job": leased.member,
+                "tenant": leased.tenant_id,
+                "retry_in_s": FAILED_RETRY_MS // 1000,
+            }
+            log.exception("worker: job failed", extra={"fields": fields})
             self._metrics.otp_jobs_total.labels(kind=kind, outcome="failed").inc()
             await self._put_back(leased)
             return
@@ -249,9 +251,8 @@ class Worker:
             case SandboxReceiptJob():
                 return await self._sandbox.report(job)
             case _:
-                log.error(
-                    "worker: job %s of tenant %s is unreadable; dropped", leased.member, tenant_id
-                )
+                unreadable = {"job": leased.member, "tenant": tenant_id}
+                log.error("worker: unreadable job dropped", extra={"fields": unreadable})
                 return None
 
     async def _put_back(self, leased: LeasedJob) -> None:

@@ -23,6 +23,7 @@ from otp_service.api.twilio.errors import not_found, unauthorized
 from otp_service.core import twilio_ids
 from otp_service.core.model import Tenant
 from otp_service.errors import Unauthorized
+from otp_service.log import note_tenant
 from otp_service.runtime import Services
 
 
@@ -68,4 +69,5 @@ async def provide_twilio_caller(
     service_sid = twilio_ids.sid_of(twilio_ids.SERVICE, tenant.id)
     if request.path_params.get("service_sid") != service_sid:
         raise not_found(request.url.path.removeprefix("/twilio"))
+    note_tenant(tenant.id)
     return TwilioCaller(tenant=tenant, account_sid=account_sid, service_sid=service_sid)

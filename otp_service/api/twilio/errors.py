@@ -206,7 +206,9 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     handlers, as problem documents like everywhere else.
     """
     if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
-        log.error("HTTP error %s on %s %s", exc.status_code, request.method, request.url.path)
+        # The path is on the request's access line, its numbers masked.
+        failed = {"status": exc.status_code, "method": request.method}
+        log.error("http error", extra={"fields": failed})
         return twilio_response(internal_error())
     return twilio_response(TwilioError(exc.status_code, INVALID_PARAMETER, exc.detail))
 
@@ -214,7 +216,7 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
 def _handle_unexpected(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[TwilioErrorBody]:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error", extra={"fields": {"method": request.method}}, exc_info=exc)
     return twilio_response(internal_error())
 
 
