@@ -8,7 +8,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -37,6 +37,22 @@ from tests.servers import serve
 NEW_SECRET = "the-new-secret-key-after-rotation-0123456789"
 
 
+def rotating_service(redis_url: str, simulator: Simulator) -> AbstractContextManager[str]:
+    """A service (no workers) in the middle of a rotation: current B, previous A."""
+    return service_on(
+        redis_url,
+        simulator,
+        OTP_SECRET_KEY=NEW_SECRET,
+        OTP_SECRET_KEY_PREVIOUS=SECRET_KEY,
+        OTP_RUN_WORKERS="0",
+    )
+
+
+def new_secret_service(redis_url: str, simulator: Simulator) -> AbstractContextManager[str]:
+    """A service (no workers) after the rotation: B alone."""
+    return service_on(redis_url, simulator, OTP_SECRET_KEY=NEW_SECRET, OTP_RUN_WORKERS="0")
+
+
 @asynccontextmanager
 async def client_of(url: str, token: str) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {token}"}
@@ -54,17 +70,11 @@ async def test_a_key_issued_under_the_old_secret_moves_to_the_new_one(
     redis_url: str, simulator: Simulator, service: Service, tenant: TenantHandle
 ) -> None:
     """An old key fails on the new secret alone, works while rotating, then on the new alone."""
-    with service_on(redis_url, simulator, OTP_SECRET_KEY=NEW_SECRET, OTP_RUN_WORKERS="0") as new:
+    with new_secret_service(redis_url, simulator) as new:
         assert await status_with(new, tenant.key) == 401
-    with service_on(
-        redis_url,
-        simulator,
-        OTP_SECRET_KEY=NEW_SECRET,
-        OTP_SECRET_KEY_PREVIOUS=SECRET_KEY,
-        OTP_RUN_WORKERS="0",
-    ) as rotating:
+    with rotating_service(redis_url, simulator) as rotating:
         assert await status_with(rotating, tenant.key) == 200
-    with service_on(redis_url, simulator, OTP_SECRET_KEY=NEW_SECRET, OTP_RUN_WORKERS="0") as new:
+    with new_secret_service(redis_url, simulator) as new:
         assert await status_with(new, tenant.key) == 200
         assert await status_with(service.url, tenant.key) == 401  # re-stored: A alone lost it
         async with client_of(service.url, ADMIN_TOKEN) as admin:
@@ -81,13 +91,7 @@ async def test_a_revoked_old_key_does_not_come_back_during_rotation(
     async with client_of(service.url, ADMIN_TOKEN) as admin:
         listed = (await admin.get(f"/admin/tenants/{tenant.id}/api-keys")).json()
         await admin.delete(f"/admin/tenants/{tenant.id}/api-keys/{listed[0]['id']}")
-    with service_on(
-        redis_url,
-        simulator,
-        OTP_SECRET_KEY=NEW_SECRET,
-        OTP_SECRET_KEY_PREVIOUS=SECRET_KEY,
-        OTP_RUN_WORKERS="0",
-    ) as rotating:
+    with rotating_service(redis_url, simulator) as rotating:
         assert await status_with(rotating, tenant.key) == 401
 
 
@@ -101,13 +105,7 @@ async def test_a_code_sent_under_the_old_secret_checks_while_rotating(
         for n in numbers
     ]
     codes = [(await sent_codes(sim, n))[-1] for n in numbers]
-    with service_on(
-        redis_url,
-        simulator,
-        OTP_SECRET_KEY=NEW_SECRET,
-        OTP_SECRET_KEY_PREVIOUS=SECRET_KEY,
-        OTP_RUN_WORKERS="0",
-    ) as rotating:
+    with rotating_service(redis_url, simulator) as rotating:
         async with client_of(rotating, tenant.key) as client:
             wrong = "0" * len(codes[0]) if codes[0] != "0" * len(codes[0]) else "1" * len(codes[0])
             miss = await client.post(
@@ -120,7 +118,7 @@ async def test_a_code_sent_under_the_old_secret_checks_while_rotating(
             assert hit.status_code == 200, hit.text
             assert hit.json()["valid"] is True
             assert hit.json()["status"] == "approved"
-    with service_on(redis_url, simulator, OTP_SECRET_KEY=NEW_SECRET, OTP_RUN_WORKERS="0") as new:
+    with new_secret_service(redis_url, simulator) as new:
         async with client_of(new, tenant.key) as client:  # the key was re-stored under B above
             alone = await client.post(
                 f"/v1/verifications/{started[1]['id']}/check", json={"code": codes[1]}
@@ -134,17 +132,11 @@ async def test_a_code_sent_while_rotating_checks_on_the_new_secret_alone(
 ) -> None:
     """Codes sent by a rotating service are hashed under the new secret."""
     number = fresh_number()
-    with service_on(
-        redis_url,
-        simulator,
-        OTP_SECRET_KEY=NEW_SECRET,
-        OTP_SECRET_KEY_PREVIOUS=SECRET_KEY,
-        OTP_RUN_WORKERS="0",
-    ) as rotating:
+    with rotating_service(redis_url, simulator) as rotating:
         async with client_of(rotating, tenant.key) as client:
             started = (await client.post("/v1/verifications", json={"phone_number": number})).json()
     code = (await sent_codes(sim, number))[-1]
-    with service_on(redis_url, simulator, OTP_SECRET_KEY=NEW_SECRET, OTP_RUN_WORKERS="0") as new:
+    with new_secret_service(redis_url, simulator) as new:
         async with client_of(new, tenant.key) as client:
             hit = await client.post(f"/v1/verifications/{started['id']}/check", json={"code": code})
             assert hit.json()["valid"] is True
@@ -231,13 +223,7 @@ async def test_a_derived_signing_key_rotates_with_the_secret(
     """Without OTP_SIGNING_KEY, the key derived from the previous secret is listed second."""
     before = (await tenant.client.get("/v1/webhook-public-key")).json()
     assert [k["public_key"] for k in before["keys"]] == [before["public_key"]]
-    with service_on(
-        redis_url,
-        simulator,
-        OTP_SECRET_KEY=NEW_SECRET,
-        OTP_SECRET_KEY_PREVIOUS=SECRET_KEY,
-        OTP_RUN_WORKERS="0",
-    ) as rotating:
+    with rotating_service(redis_url, simulator) as rotating:
         async with client_of(rotating, tenant.key) as client:
             during = (await client.get("/v1/webhook-public-key")).json()
     assert during["public_key"] != before["public_key"]
