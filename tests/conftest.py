@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -188,6 +189,19 @@ def service(redis_url: str, simulator: Simulator) -> Iterator[Service]:
 
     with serve(Factory(build)) as url:
         yield Service(url=url, settings=holder[0], clock=clock)
+
+
+@pytest.fixture(scope="session")
+def dead_redis_service(simulator: Simulator) -> Iterator[str]:
+    """A service whose Redis port has nothing listening: every Redis call fails fast."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = service_settings(
+        f"redis://127.0.0.1:{port}/0", simulator, OTP_REDIS_TIMEOUT_SECONDS="0.5"
+    )
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -20,12 +19,10 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from otp_service.adapters import redis_keys as keys
-from otp_service.app import create_app
 from otp_service.errors import StoreUnavailable
 from otp_service.metrics import Metrics, MetricsPlugin
 from otp_service.problems import EXCEPTION_HANDLERS
-from tests.conftest import Simulator, TenantHandle, fresh_number, sent_codes, service_settings
-from tests.servers import serve
+from tests.conftest import TenantHandle, fresh_number, sent_codes
 
 
 def _app(metrics: Metrics) -> Litestar:
@@ -369,19 +366,6 @@ async def test_queue_gauges_show_a_job_left_waiting(
     assert waiting("otp_queue_lag_seconds", queue="expiry") >= 30
     cleared = await _scrape_service(anonymous)
     assert cleared("otp_queue_lag_seconds", queue="expiry") < 30
-
-
-@pytest.fixture(scope="module")
-def dead_redis_service(simulator: Simulator) -> Iterator[str]:
-    """A service whose Redis port has nothing listening."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = service_settings(
-        f"redis://127.0.0.1:{port}/0", simulator, OTP_REDIS_TIMEOUT_SECONDS="0.5"
-    )
-    with serve(create_app(settings)) as url:
-        yield url
 
 
 async def test_redis_errors_are_counted_by_class(dead_redis_service: str) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +12,9 @@ import pytest
 
 from otp_service.__main__ import openapi_document
 from otp_service.api import swagger
-from otp_service.app import create_app
-from tests.conftest import Service, Simulator, TenantHandle, fresh_number, service_settings
-from tests.servers import serve
+from tests.conftest import Service, TenantHandle, fresh_number
 
 OPENAPI_FILE = Path(__file__).parent.parent / "openapi" / "openapi.json"
-
-
-@pytest.fixture(scope="module")
-def dead_redis_service(simulator: Simulator) -> Iterator[str]:
-    """The service pointed at a Redis port where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = service_settings(
-        f"redis://127.0.0.1:{port}/0", simulator, OTP_REDIS_TIMEOUT_SECONDS="0.5"
-    )
-    with serve(create_app(settings)) as url:
-        yield url
 
 
 async def test_liveness_and_readiness_answer_200_when_redis_is_up(
