@@ -53,8 +53,8 @@ def cli_env(redis_url: str, simulator: Simulator, service: Service) -> dict[str,
     }
 
 
-async def otp_service(env: dict[str, str], *args: str) -> Run:
-    """Run ``otp-service ARGS`` (as ``python -m otp_service``) and collect its output."""
+async def otp_service(env: dict[str, str], *args: str, stdin: bytes = b"") -> Run:
+    """Run ``otp-service ARGS`` (as ``python -m otp_service``) on ``stdin``; collect its output."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -62,10 +62,11 @@ async def otp_service(env: dict[str, str], *args: str) -> Run:
         *args,
         env=env,
         cwd=REPO,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout=60)
     assert process.returncode is not None
     return Run(process.returncode, stdout.decode(), stderr.decode())
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -30,6 +28,7 @@ from tests.conftest import (
     service_on,
     service_settings,
 )
+from tests.test_cli import Run, otp_service
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,15 +101,6 @@ def test_the_test_and_dev_redis_never_evicts(redis_url: str) -> None:
     client.close()
 
 
-@dataclass
-class Run:
-    """The outcome of one CLI run."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 async def cli(redis_url: str, simulator: Simulator, *args: str, stdin: bytes = b"") -> Run:
     """Run ``otp-service ARGS`` against ``redis_url`` as an operator would."""
     env = {
@@ -118,20 +108,7 @@ async def cli(redis_url: str, simulator: Simulator, *args: str, stdin: bytes = b
         **service_environ(redis_url, simulator),
         "OTP_LOG_LEVEL": "WARNING",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "otp_service",
-        *args,
-        env=env,
-        cwd=REPO,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-    assert process.returncode is not None
-    return Run(process.returncode, stdout.decode(), stderr.decode())
+    return await otp_service(env, *args, stdin=stdin)
 
 
 def assert_refused(run: Run, *mentions: str) -> None:
